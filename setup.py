@@ -1,0 +1,77 @@
+"""Build script for the smmcl_ros ament_python package (also pip-installable)."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'smmcl_ros'
+
+
+def _console(name: str, target: str) -> str:
+    return f'{name} = {target}'
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'benchmarks']),
+    package_data={
+        'smmcl_ros': ['assets/*', 'assets/**/*'],
+    },
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
+        (os.path.join('share', package_name, 'config'), glob('config/*.yaml')),
+        (os.path.join('share', package_name, 'training', 'configs'),
+         glob('training/configs/*.yaml')),
+    ],
+    python_requires='>=3.10',
+    install_requires=[
+        'setuptools',
+        'numpy>=1.23',
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'timm>=0.9.12',
+        'pyyaml>=6.0',
+        'opencv-python-headless>=4.7',
+        'tqdm>=4.60',
+        'rosbags>=0.10',
+    ],
+    extras_require={
+        'train': ['tensorboard>=2.12', 'matplotlib>=3.6', 'scikit-learn>=1.2'],
+        'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        'ros': [
+            'ros-jazzy-rclpy[fastrtps]',
+            'ros-jazzy-sensor-msgs',
+            'ros-jazzy-std-msgs',
+            'ros-jazzy-diagnostic-msgs',
+        ],
+        'test': ['pytest>=7', 'pytest-timeout', 'flake8', 'flake8-quotes',
+                 'flake8-import-order', 'flake8-docstrings'],
+    },
+    zip_safe=False,
+    maintainer='smmcl maintainers',
+    maintainer_email='maintainers@smmcl.invalid',
+    description='SMMCL dark-scene RGB-D / RGB-T semantic segmentation: core network and ROS 2 node',
+    license='MIT',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            _console('smmcl-train', 'smmcl_core.cli.train:main'),
+            _console('smmcl-evaluate', 'smmcl_core.cli.evaluate:main'),
+            _console('smmcl-tsne', 'smmcl_core.cli.tsne:main'),
+            _console('smmcl-export', 'smmcl_core.cli.export:main'),
+            _console('smmcl-segmentation-node', 'smmcl_ros.node:main'),
+            _console('segmentation_node', 'smmcl_ros.node:main'),
+            _console('smmcl-bag-eval', 'smmcl_ros.bag_eval:main'),
+            _console('bag_eval', 'smmcl_ros.bag_eval:main'),
+            _console('smmcl-make-bag', 'smmcl_ros.make_bag:main'),
+            _console('make_bag', 'smmcl_ros.make_bag:main'),
+            _console('smmcl-replay', 'smmcl_ros.replay:main'),
+            _console('bag_replay', 'smmcl_ros.replay:main'),
+            _console('smmcl-demo', 'smmcl_ros.demo:main'),
+        ],
+    },
+)

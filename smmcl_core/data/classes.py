@@ -1,0 +1,121 @@
+"""Dataset metadata: class names, palettes and the :class:`DatasetInfo` record.
+
+Sources:
+- MFNet names/palette: the MFNet release as listed in ``shared/data/README.md``.
+- NYUDv2 40 names: NYU-40 as in ``shared/data/README.md``. There is no official NYU-40 palette;
+  :func:`voc_palette` (the PASCAL-VOC bit-interleaved colour map, offset by one so that no
+  class is black) is used.
+- LLRGBD-synthetic names: ``class_names`` in the released ``SMMCL_LLRGBD/config.py``;
+  palette: ``RGBXDataset.get_class_colors`` of the released code (floats in [0, 1] converted to
+  uint8 by truncating ``x * 255``, as the release does).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+
+from smmcl_core.data.preprocess import AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD
+
+IGNORE_INDEX = 255
+
+MFNET_CLASSES: Tuple[str, ...] = (
+    'unlabeled', 'car', 'person', 'bike', 'curve', 'car stop', 'guardrail', 'color cone',
+    'bump')
+MFNET_PALETTE = (
+    (0, 0, 0), (64, 0, 128), (64, 64, 0), (0, 128, 192), (0, 0, 192), (128, 128, 0),
+    (64, 64, 128), (192, 128, 128), (192, 64, 0))
+
+NYU40_CLASSES: Tuple[str, ...] = (
+    'wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table', 'door', 'window',
+    'bookshelf', 'picture', 'counter', 'blinds', 'desk', 'shelves', 'curtain', 'dresser',
+    'pillow', 'mirror', 'floor mat', 'clothes', 'ceiling', 'books', 'refridgerator',
+    'television', 'paper', 'towel', 'shower curtain', 'box', 'whiteboard', 'person',
+    'night stand', 'toilet', 'sink', 'lamp', 'bathtub', 'bag', 'otherstructure',
+    'otherfurniture', 'otherprop')
+
+LLRGBD_CLASSES: Tuple[str, ...] = (
+    'void', 'bed', 'books', 'ceiling', 'chair', 'floor', 'furniture', 'objects', 'painting',
+    'sofa', 'table', 'tv', 'wall', 'window')
+LLRGBD_PALETTE = (
+    (0, 0, 0), (0, 0, 255), (232, 88, 47), (0, 217, 0), (148, 0, 240), (222, 241, 23),
+    (255, 205, 205), (0, 223, 228), (106, 135, 204), (116, 28, 41), (240, 35, 235),
+    (0, 166, 156), (249, 139, 0), (225, 228, 194))
+
+
+def voc_palette(num_classes: int, offset: int = 1) -> np.ndarray:
+    """PASCAL-VOC style colour map: bits of ``index + offset`` spread over R, G, B.
+
+    Returns:
+        uint8 array of shape (num_classes, 3).
+    """
+    palette = np.zeros((num_classes, 3), np.uint8)
+    for k in range(num_classes):
+        code = k + offset
+        r = g = b = 0
+        for shift in range(8):
+            r |= ((code >> 0) & 1) << (7 - shift)
+            g |= ((code >> 1) & 1) << (7 - shift)
+            b |= ((code >> 2) & 1) << (7 - shift)
+            code >>= 3
+        palette[k] = (r, g, b)
+    return palette
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a trained model must know about the data it was trained on.
+
+    Attributes:
+        name: Dataset name (e.g. ``'mfnet'``).
+        class_names: One name per train id ``0..K-1``.
+        palette: ``(K,3) uint8`` RGB colour per train id.
+        ignore_index: Label value excluded from loss and metrics.
+        aux_modality: ``'depth'``, ``'thermal'`` or ``'hha'``.
+        mean: Per-channel normalisation mean (both modalities).
+        std: Per-channel normalisation std (both modalities).
+        aux_ranges: Keyword arguments for ``aux_to_unit`` (e.g. ``depth_max_m``).
+    """
+
+    name: str
+    class_names: Tuple[str, ...]
+    palette: np.ndarray
+    ignore_index: int = IGNORE_INDEX
+    aux_modality: str = 'depth'
+    mean: Tuple[float, ...] = IMAGENET_MEAN
+    std: Tuple[float, ...] = IMAGENET_STD
+    aux_ranges: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        palette = np.asarray(self.palette)
+        object.__setattr__(self, 'class_names', tuple(str(c) for c in self.class_names))
+        if palette.shape != (len(self.class_names), 3):
+            raise ValueError(
+                f'dataset {self.name!r}: palette shape {palette.shape} does not match '
+                f'{len(self.class_names)} classes')
+        if palette.min(initial=0) < 0 or palette.max(initial=0) > 255:
+            raise ValueError(f'dataset {self.name!r}: palette values must be in 0..255')
+        object.__setattr__(self, 'palette', palette.astype(np.uint8))
+        if self.aux_modality not in AUX_MODALITIES:
+            raise ValueError(
+                f'dataset {self.name!r}: unknown aux_modality {self.aux_modality!r}; valid: '
+                f'{", ".join(AUX_MODALITIES)}')
+        if not 0 <= self.ignore_index <= 255 or self.ignore_index < len(self.class_names):
+            raise ValueError(
+                f'dataset {self.name!r}: ignore_index {self.ignore_index} must be in '
+                f'{len(self.class_names)}..255')
+
+    @property
+    def num_classes(self) -> int:
+        """Number of train ids."""
+        return len(self.class_names)
+
+    def with_aux(self, aux_modality: str, aux_ranges: Dict[str, Any]) -> 'DatasetInfo':
+        """Copy with another aux modality / ranges (e.g. NYUDv2 depth vs HHA)."""
+        return DatasetInfo(self.name, self.class_names, self.palette, self.ignore_index,
+                           aux_modality, self.mean, self.std, dict(aux_ranges))
+
+
+def palette_array(colours: Sequence[Sequence[int]]) -> np.ndarray:
+    """Sequence of RGB triples -> (K,3) uint8."""
+    return np.asarray(colours, np.uint8).reshape(-1, 3)

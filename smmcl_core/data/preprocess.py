@@ -1,0 +1,199 @@
+"""The one place raw images become network input.
+
+Shared by the datasets, ``Segmenter``, the ROS node and the bag tools, so that training and
+deployment see identical numbers.
+
+Raw auxiliary encodings understood by :func:`aux_to_unit` (dispatch on dtype and channels):
+
+============  ==========================  ===============================================
+modality      raw dtype / shape           unit map in [0, 1]
+============  ==========================  ===============================================
+``depth``     ``uint16 (H,W)``            millimetres; ``min(d / 1000, depth_max_m) /
+                                          depth_max_m``; 0 = invalid -> 0
+``depth``     ``float16/32/64 (H,W)``     metres; same scaling; 0, <0, NaN, inf -> 0
+``depth``     ``uint8 (H,W)``             already scaled depth image: ``/ 255``
+``thermal``   ``uint8 (H,W)``             ``/ 255``
+``thermal``   ``uint16`` or float         ``thermal_range=(lo, hi)`` if given, else the
+              ``(H,W)``                   per-image ``thermal_percentiles`` (default 1st
+                                          and 99th) of the finite values; clipped
+``hha``       ``uint8 (H,W,3)``           ``/ 255``
+============  ==========================  ===============================================
+
+A trailing singleton channel ``(H,W,1)`` is accepted for the single-channel encodings.
+Anything else raises ``ValueError`` naming the modality, dtype and shape.
+
+The network input follows the released SMMCL code: both modalities are divided to [0, 1] and
+normalised with the ImageNet mean/std per channel; a single-channel aux map is replicated to
+three channels first.
+"""
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+AUX_MODALITIES: Tuple[str, ...] = ('depth', 'thermal', 'hha')
+
+DEFAULT_DEPTH_MAX_M = 10.0
+DEFAULT_THERMAL_PERCENTILES = (1.0, 99.0)
+
+
+def _describe(aux: np.ndarray) -> str:
+    return f'dtype={aux.dtype}, shape={tuple(aux.shape)}'
+
+
+def _single_channel(aux: np.ndarray, modality: str) -> np.ndarray:
+    """Return an (H,W) view of a single-channel image or raise naming the shape."""
+    if aux.ndim == 3 and aux.shape[2] == 1:
+        aux = aux[:, :, 0]
+    if aux.ndim != 2:
+        raise ValueError(
+            f'unsupported {modality} encoding ({_describe(aux)}): expected a single-channel '
+            f'(H,W) image')
+    return aux
+
+
+def _depth_to_unit(aux: np.ndarray, depth_max_m: float) -> np.ndarray:
+    if depth_max_m <= 0:
+        raise ValueError(f'depth_max_m must be > 0, got {depth_max_m}')
+    aux = _single_channel(aux, 'depth')
+    if aux.dtype == np.uint8:
+        return aux.astype(np.float32) / 255.0
+    if aux.dtype == np.uint16:
+        metres = aux.astype(np.float32) / 1000.0  # 0 mm stays 0 = invalid
+    elif np.issubdtype(aux.dtype, np.floating):
+        metres = aux.astype(np.float32)
+        metres[~np.isfinite(metres) | (metres < 0)] = 0.0
+    else:
+        raise ValueError(
+            f'unsupported depth encoding ({_describe(aux)}): expected uint16 millimetres, '
+            f'float metres or uint8')
+    return np.clip(metres / np.float32(depth_max_m), 0.0, 1.0).astype(np.float32)
+
+
+def _thermal_to_unit(aux: np.ndarray, thermal_range: Optional[Sequence[float]],
+                     thermal_percentiles: Sequence[float]) -> np.ndarray:
+    aux = _single_channel(aux, 'thermal')
+    if aux.dtype == np.uint8:
+        return aux.astype(np.float32) / 255.0
+    if not (aux.dtype == np.uint16 or np.issubdtype(aux.dtype, np.floating)):
+        raise ValueError(
+            f'unsupported thermal encoding ({_describe(aux)}): expected uint8, uint16 or '
+            f'float')
+    values = aux.astype(np.float64)
+    finite = np.isfinite(values)
+    if thermal_range is not None:
+        lo, hi = (float(v) for v in thermal_range)
+    else:
+        if not finite.any():
+            return np.zeros(aux.shape, np.float32)
+        lo, hi = np.percentile(values[finite], list(thermal_percentiles))
+    if not hi > lo:
+        # A flat image (or a degenerate range) carries no contrast; map it to mid-grey
+        # rather than dividing by zero.
+        out = np.full(aux.shape, 0.5, np.float32)
+    else:
+        out = ((values - lo) / (hi - lo)).astype(np.float32)
+    out[~finite] = 0.0
+    return np.clip(out, 0.0, 1.0)
+
+
+def _hha_to_unit(aux: np.ndarray) -> np.ndarray:
+    if aux.dtype != np.uint8 or aux.ndim != 3 or aux.shape[2] != 3:
+        raise ValueError(
+            f'unsupported hha encoding ({_describe(aux)}): expected uint8 (H,W,3)')
+    return aux.astype(np.float32) / 255.0
+
+
+def aux_to_unit(aux: np.ndarray, modality: str, *,
+                depth_max_m: float = DEFAULT_DEPTH_MAX_M,
+                thermal_range: Optional[Sequence[float]] = None,
+                thermal_percentiles: Sequence[float] = DEFAULT_THERMAL_PERCENTILES
+                ) -> np.ndarray:
+    """Convert a raw auxiliary image to a float32 map in [0, 1].
+
+    Args:
+        aux: Raw image as stored on disk or received from ROS (see the module table).
+        modality: ``'depth'``, ``'thermal'`` or ``'hha'``.
+        depth_max_m: Depth (metres) mapped to 1; farther readings saturate at 1.
+        thermal_range: Fixed ``(lo, hi)`` raw thermal values mapped to 0 and 1 for uint16 /
+            float thermal; ``None`` uses per-image percentiles.
+        thermal_percentiles: Percentiles used as ``(lo, hi)`` when no fixed range is given.
+
+    Returns:
+        float32 ``(H,W)`` for depth/thermal, ``(H,W,3)`` for HHA, values in [0, 1].
+
+    Raises:
+        ValueError: Unknown modality, or an encoding (dtype/shape) it cannot interpret.
+    """
+    aux = np.asarray(aux)
+    if modality == 'depth':
+        return _depth_to_unit(aux, depth_max_m)
+    if modality == 'thermal':
+        return _thermal_to_unit(aux, thermal_range, thermal_percentiles)
+    if modality == 'hha':
+        return _hha_to_unit(aux)
+    raise ValueError(f'unknown aux modality {modality!r}; valid: {", ".join(AUX_MODALITIES)}')
+
+
+def rgb_to_unit(rgb: np.ndarray) -> np.ndarray:
+    """Convert an RGB ``uint8 (H,W,3)`` image to float32 in [0, 1]."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'unsupported rgb image ({_describe(rgb)}): expected uint8 (H,W,3)')
+    return rgb.astype(np.float32) / 255.0
+
+
+def unit_to_three_channels(unit: np.ndarray) -> np.ndarray:
+    """Replicate an (H,W) unit map to (H,W,3); (H,W,3) passes through."""
+    if unit.ndim == 2:
+        return np.repeat(unit[:, :, None], 3, axis=2)
+    return unit
+
+
+def normalize_unit(unit: np.ndarray, mean: Sequence[float], std: Sequence[float]
+                   ) -> np.ndarray:
+    """Apply per-channel ``(x - mean) / std`` to a float (H,W,3) image in [0, 1]."""
+    mean_arr = np.asarray(mean, np.float32).reshape(1, 1, -1)
+    std_arr = np.asarray(std, np.float32).reshape(1, 1, -1)
+    return ((unit - mean_arr) / std_arr).astype(np.float32)
+
+
+def hwc_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H,W,C) float numpy -> contiguous (C,H,W) float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), np.float32))
+
+
+def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
+                     mean: Sequence[float] = IMAGENET_MEAN,
+                     std: Sequence[float] = IMAGENET_STD,
+                     **ranges) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Turn one raw RGB + aux pair into normalised network inputs (no batch dimension).
+
+    Args:
+        rgb: ``uint8 (H,W,3)`` RGB image.
+        aux: Raw auxiliary image (see :func:`aux_to_unit`), same H and W as ``rgb``.
+        modality: ``'depth'``, ``'thermal'`` or ``'hha'``.
+        mean: Per-channel mean, applied to both modalities.
+        std: Per-channel std, applied to both modalities.
+        **ranges: ``depth_max_m``, ``thermal_range``, ``thermal_percentiles`` for
+            :func:`aux_to_unit`.
+
+    Returns:
+        ``(rgb (3,H,W), aux (3,H,W))`` float32 tensors.
+
+    Raises:
+        ValueError: Unsupported encodings or mismatched image sizes.
+    """
+    rgb_unit = rgb_to_unit(rgb)
+    aux_unit = aux_to_unit(aux, modality, **ranges)
+    if aux_unit.shape[:2] != rgb_unit.shape[:2]:
+        raise ValueError(
+            f'rgb and aux sizes differ: rgb {tuple(rgb_unit.shape[:2])}, '
+            f'aux {tuple(aux_unit.shape[:2])}')
+    rgb_t = hwc_to_tensor(normalize_unit(rgb_unit, mean, std))  # (3,H,W)
+    aux_t = hwc_to_tensor(normalize_unit(unit_to_three_channels(aux_unit), mean, std))
+    return rgb_t, aux_t

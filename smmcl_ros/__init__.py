@@ -1,0 +1,2 @@
+"""ROS 2 integration of SMMCL: segmentation node and rosbag tools."""
+
