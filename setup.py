@@ -56,7 +56,6 @@ setup(
     maintainer_email='maintainers@smmcl.invalid',
     description='SMMCL dark-scene RGB-D / RGB-T semantic segmentation: core network and ROS 2 node',
     license='MIT',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             _console('smmcl-train', 'smmcl_core.cli.train:main'),

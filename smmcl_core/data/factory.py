@@ -1,0 +1,67 @@
+"""``build_dataset``: one entry point from a config to a dataset object."""
+
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Type, Union
+
+from smmcl_core.data.datasets import (FolderDataset, LLRGBDDataset, MFNetDataset,
+                                      NYUDv2Dataset, RGBXDataset)
+from smmcl_core.data.synthetic import SyntheticDarkScenes
+
+DATASETS: Dict[str, Type[RGBXDataset]] = {
+    'mfnet': MFNetDataset,
+    'nyudv2': NYUDv2Dataset,
+    'llrgbd': LLRGBDDataset,
+    'folder': FolderDataset,
+    'synthetic': SyntheticDarkScenes,
+}
+
+# The modality each dataset can serve; the first one is the default.
+_MODALITIES = {
+    'mfnet': ('thermal',),
+    'nyudv2': ('depth', 'hha'),
+    'llrgbd': ('depth',),
+    'synthetic': ('depth', 'thermal'),
+}
+
+
+def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
+                  aux_modality: Optional[str] = None, train: bool = False,
+                  crop_size: Sequence[int] = (480, 640), **kwargs) -> RGBXDataset:
+    """Create a dataset by name.
+
+    Args:
+        name: One of :data:`DATASETS` (``mfnet``, ``nyudv2``, ``llrgbd``, ``folder``,
+            ``synthetic``).
+        root: Dataset folder (ignored for ``synthetic``).
+        split: Split name (e.g. ``train``, ``test``; for ``folder`` any ``<split>.txt``).
+        aux_modality: ``None`` for the dataset default; must match what the dataset serves
+            (for ``folder`` the value in ``classes.yaml``).
+        train: Training augmentation (True) or full-image eval transform (False).
+        crop_size: Training crop ``(height, width)``.
+        **kwargs: Passed on: ``scales``, ``flip``, ``aux_interpolation``, ``aux_ranges``,
+            ``mean``, ``std``, ``seed``; for ``synthetic`` also ``length``, ``height``,
+            ``width``.
+
+    Raises:
+        KeyError: Unknown dataset name (the message lists the valid ones).
+        ValueError: Unsupported aux modality for the dataset, bad split or options.
+    """
+    if name not in DATASETS:
+        raise KeyError(f'unknown dataset {name!r}; valid: {", ".join(DATASETS)}')
+    options = dict(kwargs, train=train, crop_size=crop_size)
+    if name == 'synthetic':
+        modality = aux_modality or _MODALITIES[name][0]
+        if modality not in _MODALITIES[name]:
+            raise ValueError(f'synthetic aux_modality must be one of '
+                             f'{", ".join(_MODALITIES[name])}, got {modality!r}')
+        return SyntheticDarkScenes(modality=modality, split=split, **options)
+    if root is None:
+        raise ValueError(f'dataset {name!r} needs a root folder')
+    if name == 'nyudv2':
+        return NYUDv2Dataset(Path(root), split, aux_modality=aux_modality or 'depth', **options)
+    dataset = DATASETS[name](Path(root), split, **options)
+    if aux_modality is not None and aux_modality != dataset.aux_modality:
+        raise ValueError(
+            f'dataset {name!r} at {root} provides aux_modality {dataset.aux_modality!r}, '
+            f'not {aux_modality!r}')
+    return dataset
