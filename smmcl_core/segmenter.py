@@ -1,0 +1,225 @@
+"""One-call inference on raw images: the single path shared by the CLI, the ROS node and bag tools.
+
+Public API (frozen):
+
+- ``resolve_device(device='auto') -> torch.device`` ('auto' = CUDA if available, else CPU).
+- ``Segmenter(model, meta, device='auto', precision='fp32', crop=None, stride=None,
+  scales=(1.0,), flip=False, channels_last=None)``
+- ``Segmenter.from_checkpoint(path, device='auto', precision='fp32', **options)``: rebuilds
+  the network with ``create_model(meta['preset'], meta['num_classes'])`` (no pretrained
+  download), loads the weights (``weights_only``), eval mode.
+- ``Segmenter.predict(rgb, aux, return_confidence=False)``: ``rgb uint8 (H,W,3)``, ``aux`` raw
+  (``uint16`` depth mm, ``float32`` depth m, ``uint8``/``uint16`` thermal, ``uint8 (H,W,3)``
+  HHA) -> labels ``uint8 (H,W)``, or ``(labels, confidence float32 (H,W))`` where confidence
+  is the max softmax probability.
+- ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
+- Attributes: ``model``, ``meta``, ``class_names`` (list), ``palette`` ((K,3) uint8),
+  ``aux_modality``, ``aux_ranges``, ``num_classes``, ``ignore_index``, ``device``,
+  ``precision``.
+
+Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
+On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so one launch file
+works on a laptop and on the robot); ``precision`` then reads ``'fp32'``.
+
+Any image size works: the network input is padded to a multiple of 32 and the logits
+cropped back (see ``smmcl_core.inference``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from smmcl_core.checkpoint import load_checkpoint, META_KEYS
+from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.inference import predict_logits
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+def resolve_device(device: Union[str, torch.device] = 'auto') -> torch.device:
+    """``'auto'`` -> CUDA when available else CPU; anything else as ``torch.device``.
+
+    Raises:
+        ValueError: a CUDA device is requested but CUDA is not available.
+    """
+    if isinstance(device, str) and device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {device} requested but CUDA is not available '
+                         "(use device='auto' or 'cpu')")
+    return device
+
+
+class Segmenter:
+    """A trained network plus the preprocessing metadata it was trained with.
+
+    Args:
+        model: Network with the ``SMMCLNet`` forward contract.
+        meta: Checkpoint ``meta`` dict (see ``smmcl_core.checkpoint``).
+        device: ``'auto'``, ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ...
+        precision: ``'fp32'``, ``'fp16'`` or ``'bf16'`` (see the module docstring).
+        crop: Sliding-window size ``(h, w)`` or one int; ``None``/``[]`` = whole image.
+        stride: Sliding-window stride; default 2/3 of ``crop``.
+        scales: Multi-scale factors.
+        flip: Average with the horizontally flipped prediction.
+        channels_last: Use the channels-last memory format; ``None`` = on CUDA only.
+
+    Raises:
+        ValueError: unknown precision, meta lacks keys, or model class count differs.
+    """
+
+    def __init__(self, model: nn.Module, meta: Mapping[str, Any],
+                 device: Union[str, torch.device] = 'auto', precision: str = 'fp32',
+                 crop: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None,
+                 scales: Sequence[float] = (1.0,), flip: bool = False,
+                 channels_last: Optional[bool] = None):
+        missing = [k for k in META_KEYS if k not in meta]
+        if missing:
+            raise ValueError(f'Segmenter meta lacks key(s): {", ".join(missing)}')
+        if precision not in PRECISIONS:
+            raise ValueError(f'unknown precision {precision!r}; valid: {", ".join(PRECISIONS)}')
+        self.device = resolve_device(device)
+        if precision != 'fp32' and self.device.type != 'cuda':
+            warnings.warn(f'precision {precision!r} needs CUDA; running fp32 on {self.device}',
+                          RuntimeWarning, stacklevel=2)
+            precision = 'fp32'
+        self.precision = precision
+        self.meta = dict(meta)
+        self.num_classes = int(meta['num_classes'])
+        model_classes = getattr(model, 'num_classes', self.num_classes)
+        if model_classes != self.num_classes:
+            raise ValueError(f'model has {model_classes} classes, meta says {self.num_classes}')
+        if self.num_classes > 256:
+            raise ValueError(f'{self.num_classes} classes do not fit uint8 labels')
+        self.class_names = list(meta['class_names'])
+        self.palette = np.asarray(meta['palette'], np.uint8).reshape(-1, 3)
+        self.aux_modality = str(meta['aux_modality'])
+        self.aux_ranges = dict(meta['aux_ranges'] or {})
+        self.mean = tuple(float(v) for v in meta['mean'])
+        self.std = tuple(float(v) for v in meta['std'])
+        self.ignore_index = int(meta['ignore_index'])
+        self.crop = _pair(crop)
+        self.stride = _pair(stride)
+        self.scales = tuple(float(s) for s in scales)
+        self.flip = bool(flip)
+        if channels_last is None:
+            channels_last = self.device.type == 'cuda'
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(self.device).eval()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, os.PathLike],
+                        device: Union[str, torch.device] = 'auto', precision: str = 'fp32',
+                        **options) -> 'Segmenter':
+        """Load a checkpoint written by the training CLI and build a ready ``Segmenter``.
+
+        Args:
+            path: Checkpoint file (needs ``model`` and ``meta``).
+            device: See :class:`Segmenter`.
+            precision: See :class:`Segmenter`.
+            **options: ``crop``, ``stride``, ``scales``, ``flip``, ``channels_last``.
+
+        Raises:
+            FileNotFoundError, CheckpointError: unreadable checkpoint (see ``load_checkpoint``).
+            KeyError: the preset in ``meta`` is unknown to ``create_model``.
+            RuntimeError: the weights do not fit the rebuilt network (message names the file).
+        """
+        from smmcl_core.models import create_model  # heavy import only when needed
+
+        state = load_checkpoint(path, map_location='cpu', require=('model', 'meta'))
+        meta = state['meta']
+        model = create_model(meta['preset'], int(meta['num_classes']))
+        try:
+            model.load_state_dict(state['model'])
+        except RuntimeError as exc:
+            raise RuntimeError(f'checkpoint {path}: weights do not match preset '
+                               f"{meta['preset']!r}: {exc}") from exc
+        return cls(model, meta, device=device, precision=precision, **options)
+
+    # ------------------------------------------------------------------ inference
+    def _check_inputs(self, rgb: np.ndarray, aux: np.ndarray) -> None:
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
+                or rgb.shape[2] != 3:
+            raise ValueError(f'rgb must be a uint8 (H,W,3) numpy array, got '
+                             f'{_describe(rgb)}')
+        if not isinstance(aux, np.ndarray):
+            raise ValueError(f'aux must be a numpy array, got {type(aux).__name__}')
+        if aux.shape[:2] != rgb.shape[:2]:
+            raise ValueError(f'aux size {aux.shape[:2]} differs from rgb size {rgb.shape[:2]}')
+        if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise ValueError(f'empty image: rgb shape {rgb.shape}')
+
+    def preprocess(self, rgb: np.ndarray, aux: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated)."""
+        self._check_inputs(rgb, aux)
+        rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
+                                        **self.aux_ranges)
+        non_blocking = self.device.type == 'cuda'
+        rgb_t = rgb_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
+                                      memory_format=self.memory_format)
+        aux_t = aux_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
+                                      memory_format=self.memory_format)
+        return rgb_t, aux_t
+
+    def predict_logits(self, rgb_t: torch.Tensor, aux_t: torch.Tensor) -> torch.Tensor:
+        """``(B,K,H,W)`` float32 scores for preprocessed tensors (see ``predict_logits``)."""
+        dtype = PRECISIONS[self.precision]
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None \
+            else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            logits = predict_logits(self.model, rgb_t, aux_t, self.num_classes, crop=self.crop,
+                                    stride=self.stride, scales=self.scales, flip=self.flip)
+        return logits.float()
+
+    def predict(self, rgb: np.ndarray, aux: np.ndarray, return_confidence: bool = False
+                ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """Segment one raw RGB + aux pair.
+
+        Args:
+            rgb: ``uint8 (H,W,3)`` RGB.
+            aux: Raw auxiliary image of the same H and W (encodings in the module docstring).
+            return_confidence: Also return the max softmax probability per pixel.
+
+        Returns:
+            ``labels uint8 (H,W)``, or ``(labels, confidence float32 (H,W))``.
+
+        Raises:
+            ValueError: wrong dtype/shape of ``rgb`` or ``aux``, or mismatched sizes.
+        """
+        rgb_t, aux_t = self.preprocess(rgb, aux)
+        with torch.inference_mode():
+            logits = self.predict_logits(rgb_t, aux_t)[0]  # (K,H,W)
+            if return_confidence:
+                confidence, labels = logits.softmax(0).max(0)
+                return (labels.to(torch.uint8).cpu().numpy(),
+                        confidence.to(torch.float32).cpu().numpy())
+            return logits.argmax(0).to(torch.uint8).cpu().numpy()
+
+    def __repr__(self) -> str:
+        return (f'Segmenter(preset={self.meta.get("preset")!r}, classes={self.num_classes}, '
+                f'aux={self.aux_modality!r}, device={self.device}, '
+                f'precision={self.precision!r})')
+
+
+def _pair(value: Optional[Union[int, Sequence[int]]]) -> Optional[Tuple[int, int]]:
+    if not value:
+        return None
+    if isinstance(value, int):
+        return value, value
+    return tuple(int(v) for v in value)
+
+
+def _describe(array: Any) -> str:
+    if isinstance(array, np.ndarray):
+        return f'dtype={array.dtype}, shape={array.shape}'
+    return type(array).__name__
