@@ -1,2 +1,1 @@
 """ROS 2 integration of SMMCL: segmentation node and rosbag tools."""
-

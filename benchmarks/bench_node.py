@@ -1,0 +1,90 @@
+"""End-to-end node latency (publish -> mask received) vs ``Segmenter.predict`` alone.
+
+Same images (a real 640x480 NYUv2 RGB-D frame), same run, CPU, robot-sized preset with random
+(seeded) weights; each pair is published only after the previous mask arrived, so the figure is
+per-frame latency without drops. Prints p50/p95 of both and their ratio::
+
+    python benchmarks/bench_node.py --frames 20 --preset smmcl_mit_b0
+"""
+
+import argparse
+import os
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / 'test')]
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--frames', type=int, default=20)
+    parser.add_argument('--preset', default='smmcl_mit_b0')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads on both sides')
+    parser.add_argument('--domain', default='97', help='ROS_DOMAIN_ID for the run')
+    args = parser.parse_args()
+
+    os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', ROS_DOMAIN_ID=args.domain,
+                      OMP_NUM_THREADS=str(args.threads))
+    import torch
+
+    import ros_harness
+    from smmcl_core.data.io import read_aux, read_rgb
+    from smmcl_core.segmenter import Segmenter
+
+    torch.set_num_threads(args.threads)
+    ros_harness.PRESET = args.preset
+    data = REPO.parent / 'shared' / 'data' / 'nyuv2_samples'
+    rgb, depth = read_rgb(data / 'RGB' / '0.png'), read_aux(data / 'Depth' / '0.png', 'depth')
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = ros_harness.make_checkpoint(Path(tmp) / 'bench.pt')
+        segmenter = Segmenter.from_checkpoint(ckpt, device='cpu')
+        segmenter.predict(rgb, depth)  # warm-up
+        predict_s = []
+        for _ in range(args.frames):
+            start = time.perf_counter()
+            segmenter.predict(rgb, depth)
+            predict_s.append(time.perf_counter() - start)
+        del segmenter
+
+        node = ros_harness.NodeProcess(
+            dict(os.environ), dict(checkpoint=ckpt, qos='reliable', device='cpu',
+                                   publish_color=False, publish_overlay=False),
+            Path(tmp) / 'node.log')
+        client = ros_harness.RosClient()
+        end_to_end_s = []
+        try:
+            client.wait_ready(node)
+            for k in range(args.frames + 1):
+                want = len(client.received['mask']) + 1
+                rgb_msg = ros_harness.image_msg(rgb, 'rgb8', 1000 + k)
+                aux_msg = ros_harness.image_msg(depth, '16UC1', 1000 + k)
+                start = time.perf_counter()
+                client.rgb_pub.publish(rgb_msg)
+                client.aux_pub.publish(aux_msg)
+                if not client.spin_until(lambda: len(client.received['mask']) >= want, 30.0):
+                    raise RuntimeError(f'no mask for frame {k}:\n{node.output()}')
+                if k:  # the first frame warms the node up
+                    end_to_end_s.append(time.perf_counter() - start)
+        finally:
+            code = node.stop()
+            client.close()
+        if code != 0:
+            print(node.output())
+
+    p = np.percentile(np.array(predict_s) * 1e3, [50, 95])
+    e = np.percentile(np.array(end_to_end_s) * 1e3, [50, 95])
+    print(f'preset {args.preset}, 640x480, CPU, {args.threads} thread(s), {args.frames} frames')
+    print(f'Segmenter.predict   p50 {p[0]:8.1f} ms   p95 {p[1]:8.1f} ms')
+    print(f'node end-to-end     p50 {e[0]:8.1f} ms   p95 {e[1]:8.1f} ms')
+    print(f'ratio end-to-end / predict: p50 {e[0] / p[0]:.2f}   p95 {e[1] / p[1]:.2f}')
+
+
+if __name__ == '__main__':
+    main()

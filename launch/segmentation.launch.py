@@ -1,0 +1,44 @@
+r"""Launch the smmcl_segmentation node with config/segmentation.yaml.
+
+Arguments: checkpoint (required), rgb_topic, aux_topic, device, namespace. Example::
+
+    ros2 launch smmcl_ros segmentation.launch.py checkpoint:=/models/nyu.pt \
+        rgb_topic:=/camera/color/image_raw aux_topic:=/camera/depth/image_rect_raw
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from smmcl_ros.launch_args import EXECUTABLE, node_command, NODE_NAME, PACKAGE
+
+ARGUMENTS = (
+    ('checkpoint', '', 'path to an smmcl checkpoint (.pt)'),
+    ('rgb_topic', '/camera/color/image_raw', 'RGB image topic (remapped to rgb/image)'),
+    ('aux_topic', '/camera/depth/image_rect_raw',
+     'depth or thermal image topic (remapped to aux/image)'),
+    ('device', 'auto', 'auto, cpu or cuda'),
+    ('namespace', '', 'node namespace'),
+)
+
+
+def _node(context, *args, **kwargs):
+    values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    params_file = os.path.join(get_package_share_directory(PACKAGE), 'config',
+                               'segmentation.yaml')
+    command = node_command(params_file=params_file, namespace=values['namespace'],
+                           rgb_topic=values['rgb_topic'], aux_topic=values['aux_topic'],
+                           checkpoint=values['checkpoint'], device=values['device'])
+    return [Node(package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, output='screen',
+                 arguments=command)]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the launch arguments and start the node once they are resolved."""
+    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, default, description in ARGUMENTS]
+    return LaunchDescription(declared + [OpaqueFunction(function=_node)])

@@ -1,0 +1,357 @@
+"""``smmcl_segmentation``: RGB + depth/thermal semantic segmentation node.
+
+Data flow::
+
+    rgb/image --decode--+                                   +--> segmentation/mask (mono8)
+                        +--> ApproximateTimeSynchronizer --> |   segmentation/color (rgb8)
+    aux/image --decode--+        (newest pair slot)          +--> segmentation/overlay (rgb8)
+                                  inference thread ---------->    segmentation/confidence (32FC1)
+
+Images are decoded in the subscription callbacks (a strided view, no copy), so bad input is
+rejected before it can reach the synchroniser. The synchroniser callback only stores the newest
+pair in a one-slot mailbox; the inference thread takes it when it is free. A pair overwritten
+before the thread took it is counted as dropped: frames are never queued, so latency stays
+bounded by one inference when the model is slower than the cameras.
+
+Every output copies the RGB header exactly and has the RGB resolution.
+"""
+
+import threading
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from smmcl_ros import image_codec
+from smmcl_ros.diagnostics import NodeStats
+from smmcl_ros.params import declare_and_read, NodeParams, ParameterError
+from smmcl_ros.render import colorize, labels_json, overlay
+from smmcl_ros.sync import ApproximateTimeSynchronizer
+
+NODE_NAME = 'smmcl_segmentation'
+RGB_TOPIC = 'rgb/image'
+AUX_TOPIC = 'aux/image'
+RGB, AUX = 0, 1  # synchroniser ports
+
+
+def _stamp_ns(msg: Any) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def _qos(name: str) -> QoSProfile:
+    if name == 'sensor_data':
+        return qos_profile_sensor_data
+    return QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def _load_segmenter(params: NodeParams):
+    # Imported here so that --help style failures and parameter errors do not pay for torch.
+    from smmcl_core.segmenter import Segmenter
+
+    return Segmenter.from_checkpoint(params.checkpoint, device=params.device,
+                                     precision=params.precision)
+
+
+class _Frame:
+    """A synchronised (or RGB-only) input waiting for inference."""
+
+    __slots__ = ('rgb_msg', 'rgb', 'aux_msg', 'aux', 'received')
+
+    def __init__(self, rgb_msg, rgb, aux_msg, aux, received):
+        self.rgb_msg, self.rgb = rgb_msg, rgb  # rgb: uint8 (H,W,3) view of rgb_msg.data
+        self.aux_msg, self.aux = aux_msg, aux  # aux: raw (H',W') or None (RGB only)
+        self.received = received  # monotonic time the RGB message arrived
+
+
+class SegmentationNode(Node):
+    """Synchronises RGB + aux images, segments the newest pair, publishes masks."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = declare_and_read(self)
+        self.stats = NodeStats()
+        self._loggers: Dict[Tuple[str, str], Any] = {}
+
+        self.segmenter = _load_segmenter(self.params)
+        self.modality = self._resolve_modality()
+        self.class_names = self._resolve_class_names()
+        self.palette = np.asarray(self.segmenter.palette, np.uint8)  # (K,3)
+        self.device = str(self.segmenter.device)
+
+        qos = _qos(self.params.qos)
+        self._pub_mask = self.create_publisher(Image, 'segmentation/mask', qos)
+        self._pub_color = (self.create_publisher(Image, 'segmentation/color', qos)
+                           if self.params.publish_color else None)
+        self._pub_overlay = (self.create_publisher(Image, 'segmentation/overlay', qos)
+                             if self.params.publish_overlay else None)
+        self._pub_conf = (self.create_publisher(Image, 'segmentation/confidence', qos)
+                          if self.params.publish_confidence else None)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pub_labels = self.create_publisher(String, 'segmentation/labels', latched)
+        self._pub_labels.publish(String(data=labels_json(self.class_names, self.palette)))
+        self._publish_label_info(latched)
+        self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+        self._sync = ApproximateTimeSynchronizer(
+            2, self.params.sync_queue_size, self.params.sync_slop, self._on_pair)
+        self._last_stamp = {RGB_TOPIC: None, AUX_TOPIC: None}
+        self._start = time.monotonic()
+        self._last_aux: Optional[float] = None  # monotonic receive time of the last good aux
+        self._last_rgb: Optional[float] = None
+        self._aux_was_stale = False
+
+        self._slot: Optional[_Frame] = None
+        self._slot_cv = threading.Condition()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run_inference, name='smmcl_inference',
+                                        daemon=True)
+        self._worker.start()
+
+        self.create_subscription(Image, RGB_TOPIC, self._on_rgb, qos)
+        self.create_subscription(Image, AUX_TOPIC, self._on_aux, qos)
+        self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(
+            f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
+            f'precision={self.params.precision}, qos={self.params.qos}, '
+            f'on_missing_aux={self.params.on_missing_aux}')
+
+    # ---- configuration -------------------------------------------------------------------
+
+    def _resolve_modality(self) -> str:
+        checkpoint_modality = str(self.segmenter.aux_modality)
+        wanted = self.params.aux_modality or checkpoint_modality
+        if wanted not in image_codec.AUX_ENCODINGS:
+            raise ParameterError(
+                f'aux modality {wanted!r} (checkpoint {self.params.checkpoint}) is not supported '
+                f'by the node; valid: {list(image_codec.AUX_ENCODINGS)}')
+        if self.params.aux_modality and wanted != checkpoint_modality:
+            raise ParameterError(
+                f"parameter 'aux_modality' = {wanted!r} but checkpoint {self.params.checkpoint} "
+                f'was trained on {checkpoint_modality!r}')
+        return wanted
+
+    def _resolve_class_names(self) -> Tuple[str, ...]:
+        names = tuple(self.segmenter.class_names)
+        if self.params.class_names:
+            if len(self.params.class_names) != len(names):
+                raise ParameterError(
+                    f"parameter 'class_names' has {len(self.params.class_names)} names but "
+                    f'checkpoint {self.params.checkpoint} has {len(names)} classes')
+            names = tuple(self.params.class_names)
+        return names
+
+    def _publish_label_info(self, qos: QoSProfile) -> None:
+        try:
+            from vision_msgs.msg import LabelInfo, VisionClass
+        except ImportError:
+            return  # optional: the JSON labels topic carries the same information
+        info = LabelInfo()
+        info.class_map = [VisionClass(class_id=i, class_name=n)
+                          for i, n in enumerate(self.class_names)]
+        self._pub_label_info = self.create_publisher(LabelInfo, 'segmentation/label_info', qos)
+        self._pub_label_info.publish(info)
+
+    # ---- input problems --------------------------------------------------------------------
+
+    def _problem(self, topic: str, reason: str, detail: str, once: bool = False) -> None:
+        """Count an input problem and log it, throttled per (topic, reason)."""
+        self.stats.issue(topic, reason)
+        key = (topic, reason)
+        if key not in self._loggers:
+            # rclpy throttles per logger object and call site: one child logger per key keeps
+            # one noisy reason from hiding another.
+            self._loggers[key] = self.get_logger().get_child(
+                f'{topic.replace("/", "_")}_{reason}')
+        logger = self._loggers[key]
+        if once:
+            logger.warning(f'{topic}: {reason}: {detail}', once=True)
+        else:
+            logger.warning(f'{topic}: {reason}: {detail}',
+                           throttle_duration_sec=self.params.log_throttle_sec)
+
+    def _check_stamp(self, topic: str, msg: Any) -> int:
+        stamp = _stamp_ns(msg)
+        last = self._last_stamp[topic]
+        if last is not None and stamp < last:
+            # A looping bag or a restarted driver: accept the new timeline instead of stalling.
+            dropped = self._sync.discard_after(stamp)
+            self._problem(topic, 'stamp_backwards',
+                          f'stamp went back {(last - stamp) / 1e9:.3f} s; dropped {dropped} '
+                          'queued message(s) from the old timeline')
+        self._last_stamp[topic] = stamp
+        return stamp
+
+    # ---- callbacks (executor thread) -------------------------------------------------------
+
+    def _aux_stale(self, now: float) -> bool:
+        since = self._last_aux if self._last_aux is not None else self._start
+        return now - since > self.params.aux_timeout
+
+    def _on_rgb(self, msg: Image) -> None:
+        now = time.monotonic()
+        self._last_rgb = now
+        self.stats.count('rgb_in')
+        try:
+            rgb = image_codec.decode_rgb(msg)
+        except image_codec.ImageDecodeError as err:
+            self._problem(RGB_TOPIC, err.reason, err.detail)
+            return
+        stamp = self._check_stamp(RGB_TOPIC, msg)
+        if self.params.on_missing_aux == 'rgb_only' and self._aux_stale(now):
+            self.stats.count('pairs')
+            self._offer(_Frame(msg, rgb, None, None, now))
+            return
+        self._sync.add(RGB, stamp, (msg, rgb, now))
+
+    def _on_aux(self, msg: Image) -> None:
+        now = time.monotonic()
+        self.stats.count('aux_in')
+        try:
+            aux = image_codec.decode_aux(msg, self.modality)
+        except image_codec.ImageDecodeError as err:
+            self._problem(AUX_TOPIC, err.reason, err.detail)
+            return
+        stamp = self._check_stamp(AUX_TOPIC, msg)
+        self._last_aux = now
+        self._sync.add(AUX, stamp, (msg, aux, now))
+
+    def _on_pair(self, rgb_item, aux_item) -> None:
+        """Synchroniser callback: only store the newest pair (runs under the sync lock)."""
+        rgb_msg, rgb, received = rgb_item
+        aux_msg, aux, _ = aux_item
+        self.stats.count('pairs')
+        self._offer(_Frame(rgb_msg, rgb, aux_msg, aux, received))
+
+    def _offer(self, frame: _Frame) -> None:
+        with self._slot_cv:
+            if self._slot is not None:
+                self.stats.count('dropped')  # the model was busy: keep only the newest
+            self._slot = frame
+            self._slot_cv.notify()
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        aux_age = None if self._last_aux is None else now - self._last_aux
+        # Silence only matters while RGB flows; with no camera at all there is nothing to say.
+        rgb_flowing = (self._last_rgb is not None
+                       and now - self._last_rgb <= self.params.aux_timeout)
+        stale = rgb_flowing and self._aux_stale(now)
+        if stale and not self._aux_was_stale:
+            policy = ('segmenting RGB with an invalid aux image'
+                      if self.params.on_missing_aux == 'rgb_only' else 'waiting for aux')
+            self._problem(AUX_TOPIC, 'aux_silent',
+                          f'no valid aux image for > {self.params.aux_timeout} s; {policy}')
+        self._aux_was_stale = stale
+        level, message, values = self.stats.snapshot(aux_age, stale, self.device)
+        status = DiagnosticStatus(level=bytes([level]), name=f'{self.get_name()}: segmentation',
+                                  message=message, hardware_id=self.device,
+                                  values=[KeyValue(key=k, value=v) for k, v in values])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(array)
+
+    # ---- inference thread ------------------------------------------------------------------
+
+    def _run_inference(self) -> None:
+        while not self._stop.is_set():
+            with self._slot_cv:
+                if self._slot is None:
+                    self._slot_cv.wait(timeout=0.1)
+                frame, self._slot = self._slot, None
+            if frame is None:
+                continue
+            try:
+                self._process(frame)
+            except Exception as err:  # never let one frame kill the thread
+                self._problem('model', 'inference_error', f'{type(err).__name__}: {err}')
+
+    def _aux_for(self, frame: _Frame) -> np.ndarray:
+        """The raw aux image at RGB resolution (an all-invalid one in RGB-only mode)."""
+        height, width = frame.rgb.shape[:2]
+        if frame.aux is None:
+            self.stats.count('rgb_only')
+            dtype = np.uint16 if self.modality == 'depth' else np.uint8
+            return np.zeros((height, width), dtype)  # 0 = invalid depth / coldest thermal
+        aux = frame.aux
+        if aux.dtype.kind == 'f' and not np.isfinite(aux).all():
+            self._problem(AUX_TOPIC, 'nonfinite_depth',
+                          'NaN/inf pixels treated as invalid (0)')
+        if aux.shape != (height, width):
+            self._problem(AUX_TOPIC, 'size_mismatch',
+                          f'aux {aux.shape[1]}x{aux.shape[0]} != rgb {width}x{height}; '
+                          'resized nearest-neighbour to the RGB size', once=True)
+            aux = cv2.resize(np.ascontiguousarray(aux), (width, height),
+                             interpolation=cv2.INTER_NEAREST)
+        return aux
+
+    def _process(self, frame: _Frame) -> None:
+        aux = self._aux_for(frame)
+        rgb = frame.rgb
+        want_conf = self._pub_conf is not None and self._pub_conf.get_subscription_count() > 0
+        start = time.monotonic()
+        if want_conf:
+            labels, conf = self.segmenter.predict(rgb, aux, return_confidence=True)
+        else:
+            labels, conf = self.segmenter.predict(rgb, aux), None
+        inference = time.monotonic() - start
+        header = frame.rgb_msg.header
+        self._pub_mask.publish(image_codec.fill_image(Image(), labels, 'mono8', header))
+        color = None
+        if self._pub_color is not None and self._pub_color.get_subscription_count() > 0:
+            color = colorize(labels, self.palette)
+            self._pub_color.publish(image_codec.fill_image(Image(), color, 'rgb8', header))
+        if self._pub_overlay is not None and self._pub_overlay.get_subscription_count() > 0:
+            color = colorize(labels, self.palette) if color is None else color
+            blended = overlay(rgb, color, self.params.overlay_alpha)
+            self._pub_overlay.publish(image_codec.fill_image(Image(), blended, 'rgb8', header))
+        if conf is not None:
+            self._pub_conf.publish(image_codec.fill_image(
+                Image(), np.asarray(conf, np.float32), '32FC1', header))
+        self.stats.frame_done(time.monotonic() - frame.received, inference)
+
+    def close(self) -> None:
+        """Stop the inference thread (waits for the frame in progress)."""
+        self._stop.set()
+        with self._slot_cv:
+            self._slot_cv.notify_all()
+        self._worker.join(timeout=30.0)
+
+
+def main(args=None) -> int:
+    """Run the node until SIGINT / shutdown; 0 on a clean exit, 1 on a configuration error."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        try:
+            node = SegmentationNode()
+        except (ValueError, OSError, KeyError, RuntimeError) as err:
+            # Parameters, missing/corrupt checkpoint, unknown preset, mismatched weights.
+            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
+            code = 1
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

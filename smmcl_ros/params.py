@@ -1,0 +1,107 @@
+"""Parameters of the ``smmcl_segmentation`` node: declared with defaults, read once, validated.
+
+``config/segmentation.yaml`` mirrors :data:`DEFAULTS`; keep the two in step.
+"""
+
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Tuple
+
+from smmcl_ros.assets import DEMO_CHECKPOINT
+
+DEFAULTS: Dict[str, Any] = {
+    'checkpoint': '',
+    'device': 'auto',
+    'precision': 'fp32',
+    'aux_modality': '',
+    'sync_slop': 0.05,
+    'sync_queue_size': 10,
+    'qos': 'sensor_data',
+    'publish_color': True,
+    'publish_overlay': True,
+    'publish_confidence': False,
+    'overlay_alpha': 0.5,
+    'aux_timeout': 1.0,
+    'on_missing_aux': 'wait',
+    'diagnostics_period': 1.0,
+    'log_throttle_sec': 5.0,
+}
+# Declared separately: a string array has no usable empty default in rclpy (an empty list is
+# typed as a byte array), so it is declared by type and read with an empty fallback.
+CLASS_NAMES = 'class_names'
+
+CHOICES: Dict[str, Tuple[str, ...]] = {
+    'device': ('auto', 'cpu', 'cuda'),
+    'precision': ('fp32', 'fp16'),
+    'aux_modality': ('', 'depth', 'thermal'),
+    'qos': ('sensor_data', 'reliable'),
+    'on_missing_aux': ('wait', 'rgb_only'),
+}
+
+
+class ParameterError(ValueError):
+    """An invalid node parameter; the message names the parameter and the valid values."""
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Validated node parameters (see ``config/segmentation.yaml`` for their meaning)."""
+
+    checkpoint: str
+    device: str
+    precision: str
+    aux_modality: str
+    sync_slop: float
+    sync_queue_size: int
+    qos: str
+    publish_color: bool
+    publish_overlay: bool
+    publish_confidence: bool
+    overlay_alpha: float
+    aux_timeout: float
+    on_missing_aux: str
+    diagnostics_period: float
+    log_throttle_sec: float
+    class_names: Tuple[str, ...] = ()
+
+
+def validate(values: Dict[str, Any]) -> NodeParams:
+    """Check raw parameter values and build :class:`NodeParams`.
+
+    Raises:
+        ParameterError: Naming the first offending parameter.
+    """
+    values = dict(values)
+    if not values.get('checkpoint'):
+        # No checkpoint given: the bundled demo model (synthetic RGB-thermal), so that the node
+        # starts out of the box; robots pass their own through the launch argument.
+        values['checkpoint'] = str(DEMO_CHECKPOINT)
+    for name, choices in CHOICES.items():
+        if values[name] not in choices:
+            raise ParameterError(
+                f'parameter {name!r} = {values[name]!r} is invalid; valid: {list(choices)}')
+    positive = ('sync_slop', 'aux_timeout', 'diagnostics_period')
+    for name in positive:
+        if not float(values[name]) > 0:
+            raise ParameterError(f'parameter {name!r} must be > 0, got {values[name]!r}')
+    if int(values['sync_queue_size']) < 1:
+        raise ParameterError(
+            f"parameter 'sync_queue_size' must be >= 1, got {values['sync_queue_size']!r}")
+    if not 0.0 <= float(values['overlay_alpha']) <= 1.0:
+        raise ParameterError(
+            f"parameter 'overlay_alpha' must be in [0, 1], got {values['overlay_alpha']!r}")
+    kwargs = {f.name: values[f.name] for f in fields(NodeParams) if f.name in values}
+    kwargs['class_names'] = tuple(values.get(CLASS_NAMES) or ())
+    return NodeParams(**kwargs)
+
+
+def declare_and_read(node: Any) -> NodeParams:
+    """Declare every parameter on an rclpy node with its default, read once and validate."""
+    from rclpy.parameter import Parameter  # keep this module importable without ROS
+
+    values = {}
+    for name, default in DEFAULTS.items():
+        values[name] = node.declare_parameter(name, default).value
+    node.declare_parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY)
+    fallback = Parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY, [])
+    values[CLASS_NAMES] = list(node.get_parameter_or(CLASS_NAMES, fallback).value or [])
+    return validate(values)

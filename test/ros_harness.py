@@ -1,0 +1,177 @@
+"""Helpers for the ROS tests: a tiny real checkpoint, the node in its own process, a test node.
+
+Not a test module (no ``test_`` prefix). The node runs as ``python -m smmcl_ros.node`` in a
+subprocess on the loopback-only DDS domain given by the ``ros_env`` fixture.
+"""
+
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRESET = 'smmcl_mit_b0'  # robot-sized preset
+NUM_CLASSES = 40
+
+
+def make_checkpoint(path: Path, modality: str = 'depth') -> Path:
+    """Save a randomly initialised (seeded) robot-sized model as a real smmcl checkpoint."""
+    import torch
+
+    from smmcl_core.checkpoint import build_checkpoint, build_meta, save_checkpoint
+    from smmcl_core.data.classes import voc_palette
+    from smmcl_core.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(PRESET, NUM_CLASSES).eval()
+    meta = build_meta(PRESET, NUM_CLASSES, [f'class_{i}' for i in range(NUM_CLASSES)],
+                      voc_palette(NUM_CLASSES), modality)
+    save_checkpoint(path, build_checkpoint(model, {}, meta))
+    return path
+
+
+class NodeProcess:
+    """``python -m smmcl_ros.node`` with ROS parameters; stopped with SIGINT."""
+
+    def __init__(self, env: Dict[str, str], params: Dict[str, object], log: Path) -> None:
+        args = [sys.executable, '-m', 'smmcl_ros.node', '--ros-args']
+        for key, value in params.items():
+            value = str(value).lower() if isinstance(value, bool) else value
+            args += ['-p', f'{key}:={value}']
+        env = dict(env)
+        env['PYTHONPATH'] = os.pathsep.join([str(REPO_ROOT), env.get('PYTHONPATH', '')])
+        env.setdefault('OMP_NUM_THREADS', '1')  # the machine is shared; keep timings stable
+        self.log = log
+        self._log_file = open(log, 'w')
+        self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=self._log_file,
+                                     stderr=subprocess.STDOUT)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGINT and wait; returns the exit code (kills and raises if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f'node did not exit within {timeout} s of SIGINT')
+        finally:
+            self._log_file.close()
+        return code
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+class RosClient:
+    """A test-side rclpy node in its own context: publishers for the inputs, output recorders."""
+
+    def __init__(self, reliable: bool = True) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
+                               ReliabilityPolicy)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('smmcl_test_client', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        qos = (QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable
+               else qos_profile_sensor_data)
+        self.rgb_pub = self.node.create_publisher(Image, 'rgb/image', qos)
+        self.aux_pub = self.node.create_publisher(Image, 'aux/image', qos)
+        self.received: Dict[str, List] = {k: [] for k in
+                                          ('mask', 'color', 'overlay', 'confidence')}
+        self.arrival: Dict[str, List[float]] = {k: [] for k in self.received}
+        for name in self.received:
+            self.node.create_subscription(Image, f'segmentation/{name}',
+                                          self._recorder(name), qos)
+        self.labels: List = []
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(String, 'segmentation/labels', self.labels.append, latched)
+        self.diagnostics: List = []
+        self.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                      self.diagnostics.append, 10)
+
+    def _recorder(self, name: str) -> Callable:
+        def record(msg) -> None:
+            self.received[name].append(msg)
+            self.arrival[name].append(time.monotonic())
+        return record
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return predicate()
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def wait_ready(self, node: NodeProcess, timeout: float = 60.0) -> None:
+        """Until the node's latched labels arrived and both inputs are matched."""
+        ok = self.spin_until(
+            lambda: (bool(self.labels) and self.rgb_pub.get_subscription_count() > 0
+                     and self.aux_pub.get_subscription_count() > 0
+                     and self.node.count_publishers('segmentation/mask') > 0)
+            or node.proc.poll() is not None, timeout)
+        assert ok and node.proc.poll() is None, f'node not ready:\n{node.output()}'
+        self.spin_for(0.3)  # let the output subscriptions match too
+
+    def last_diagnostics(self) -> Optional[Dict[str, str]]:
+        if not self.diagnostics:
+            return None
+        status = self.diagnostics[-1].status[0]
+        values = {kv.key: kv.value for kv in status.values}
+        values['_level'] = int.from_bytes(status.level, 'little') \
+            if isinstance(status.level, bytes) else int(status.level)
+        values['_message'] = status.message
+        return values
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+def image_msg(array: np.ndarray, encoding: str, sec: int, nanosec: int = 0,
+              frame_id: str = 'camera', pad: int = 0):
+    """A sensor_msgs/Image built by hand (rows optionally padded), native byte order."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(sec), int(nanosec)
+    msg.header.frame_id = frame_id
+    height, width = array.shape[:2]
+    rows = np.ascontiguousarray(array).reshape(height, -1).view(np.uint8)
+    rows = np.concatenate([rows, np.zeros((height, pad), np.uint8)], axis=1)
+    msg.height, msg.width, msg.encoding = height, width, encoding
+    msg.is_bigendian = int(sys.byteorder == 'big')
+    msg.step = rows.shape[1]
+    msg.data = rows.tobytes()
+    return msg
+
+
+def raw_msg(encoding: str, height: int, width: int, step: int, data: bytes, sec: int):
+    """A deliberately inconsistent sensor_msgs/Image for the bad-input tests."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header.stamp.sec = sec
+    msg.height, msg.width, msg.encoding, msg.step = height, width, encoding, step
+    msg.data = data
+    return msg
