@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from smmcl_core.visualize import colorize
 from smmcl_ros import image_codec
 from smmcl_ros.bag_io import (BagReader, BagReadError, BagWriter, image_message, IMAGE_TYPE,
                               MessageDecodeError, stamp_ns, STORAGES, UnknownTopicError)
 from smmcl_ros.params import DEFAULTS
-from smmcl_ros.render import colorize
 from smmcl_ros.sync import ApproximateTimeSynchronizer
 
 MASK_TOPIC = '/segmentation/mask'

@@ -31,10 +31,11 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data,
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from smmcl_core.visualize import colorize, overlay
 from smmcl_ros import image_codec
 from smmcl_ros.diagnostics import NodeStats
 from smmcl_ros.params import declare_and_read, NodeParams, ParameterError
-from smmcl_ros.render import colorize, labels_json, overlay
+from smmcl_ros.render import labels_json
 from smmcl_ros.sync import ApproximateTimeSynchronizer
 
 NODE_NAME = 'smmcl_segmentation'

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from smmcl_core.models.encoder import StagedEncoder
 from smmcl_core.models.init import drop_path_schedule, init_segformer_style
 
 # name -> (dims, depths, default drop path); heads (1,2,5,8), sr (8,4,2,1), mlp ratio 4 for all.
@@ -153,7 +154,7 @@ class MiTStage(nn.Module):
         return tokens_to_nchw(self.norm(x), h, w)
 
 
-class MiT(nn.Module):
+class MiT(StagedEncoder):
     """One MiT stream.
 
     Attributes:
@@ -183,11 +184,3 @@ class MiT(nn.Module):
             cur += depth
         self.stages = nn.ModuleList(stages)
         self.apply(init_segformer_style)
-
-    def forward(self, x: torch.Tensor) -> list:
-        """Run all stages; returns the four feature maps (single-stream use)."""
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs

@@ -11,6 +11,7 @@ from timm.layers import DropPath, LayerNorm2d
 import torch
 import torch.nn as nn
 
+from smmcl_core.models.encoder import StagedEncoder
 from smmcl_core.models.init import drop_path_schedule, init_segformer_style
 
 # name -> (dims, depths, mlp_ratios, default drop path); B uses 0.2 as the released code.
@@ -152,7 +153,7 @@ class MSCANStage(nn.Module):
         return self.norm(self.blocks(self.patch_embed(x)))
 
 
-class MSCAN(nn.Module):
+class MSCAN(StagedEncoder):
     """One MSCAN stream.
 
     Attributes:
@@ -181,11 +182,3 @@ class MSCAN(nn.Module):
             cur += depth
         self.stages = nn.ModuleList(stages)
         self.apply(init_segformer_style)
-
-    def forward(self, x: torch.Tensor) -> list:
-        """Run all stages; returns the four feature maps (single-stream use)."""
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs

@@ -3,8 +3,9 @@
 from collections import OrderedDict
 
 import timm
-import torch
 import torch.nn as nn
+
+from smmcl_core.models.encoder import StagedEncoder
 
 RESNET_ARCHS = ('resnet18', 'resnet34', 'resnet50', 'resnet101')
 
@@ -17,7 +18,7 @@ def build_timm_resnet(arch: str, pretrained: bool = False,
     return timm.create_model(arch, pretrained=pretrained, drop_path_rate=drop_path_rate)
 
 
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(StagedEncoder):
     """One ResNet stream run stage by stage.
 
     Stage 0 holds ``conv1, bn1, act1, maxpool, layer1``, stage k holds ``layer{k+1}``, so a
@@ -42,11 +43,3 @@ class ResNetEncoder(nn.Module):
         ])
         self.channels = tuple(info['num_chs'] for info in net.feature_info[1:])
         self.strides = tuple(info['reduction'] for info in net.feature_info[1:])
-
-    def forward(self, x: torch.Tensor) -> list:
-        """Run all stages; returns the four feature maps (single-stream use)."""
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
