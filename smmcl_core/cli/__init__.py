@@ -1,1 +1,1 @@
-
+"""Command-line tools: smmcl-train, smmcl-evaluate, smmcl-tsne, smmcl-export."""

@@ -1,0 +1,213 @@
+"""``smmcl-evaluate``: mIoU and friends of a checkpoint on a dataset split.
+
+Usage::
+
+    smmcl-evaluate --checkpoint runs/x/best.pth                     # data of the training run
+    smmcl-evaluate --checkpoint ckpt.pth --dataset mfnet --root data/MFNet --split test_night
+    smmcl-evaluate --checkpoint ckpt.pth --config training/configs/mfnet_mscan_b.yaml
+                   [--crop 480 640] [--scales 0.75 1 1.25] [--flip] [--out DIR]
+
+The dataset, preprocessing and inference settings (sliding window, scales, flip) default to
+the ones stored in the checkpoint's config, and the numbers come from the same
+``engine.evaluate`` the training loop calls, so the mIoU equals the one the training run
+reported for that checkpoint and split.
+
+Writes into ``--out`` (default ``<checkpoint folder>/eval_<split>``): ``report.json``
+(mIoU with and without background, per-class IoU and accuracy, pixel and mean accuracy, the
+confusion matrix), ``confusion.png`` and, for the first ``--max-images`` images,
+``pred/NAME.png`` (colourised prediction) and ``panel/NAME.png`` (RGB | ground truth |
+prediction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import time
+from typing import Any, Dict, List, Optional
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from smmcl_core.checkpoint import load_checkpoint
+from smmcl_core.cli.common import (dataset_from_config, parse_pair, run_cli, select_device)
+from smmcl_core.cli.train import background_index
+from smmcl_core.config import ExperimentConfig, load_config
+from smmcl_core.data import RGBXDataset
+from smmcl_core.engine import evaluate
+from smmcl_core.inference import predict_logits
+from smmcl_core.metrics import ConfusionMatrix
+from smmcl_core.segmenter import Segmenter
+from smmcl_core.visualize import colourise, save_confusion_matrix
+
+PROG = 'smmcl-evaluate'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``smmcl-evaluate``."""
+    parser = argparse.ArgumentParser(prog=PROG,
+                                     description='Evaluate an SMMCL checkpoint (mIoU).')
+    parser.add_argument('--checkpoint', required=True, help='checkpoint (.pth) to evaluate')
+    parser.add_argument('--config', help='experiment YAML for the data (default: the '
+                                         "checkpoint's own config)")
+    parser.add_argument('--dataset', help='dataset name (mfnet, nyudv2, llrgbd, folder, '
+                                          'synthetic); overrides the config')
+    parser.add_argument('--root', help='dataset root folder')
+    parser.add_argument('--split', help="split to evaluate (default: the config's val_split)")
+    parser.add_argument('--aux-modality', help="depth, thermal or hha (default: the dataset's)")
+    parser.add_argument('--crop', type=int, nargs=2, metavar=('H', 'W'),
+                        help='sliding-window size (default: train.eval_crop)')
+    parser.add_argument('--whole', action='store_true',
+                        help='whole-image inference even if the config sets a window')
+    parser.add_argument('--scales', type=float, nargs='+',
+                        help='multi-scale factors (default: train.eval_scales)')
+    parser.add_argument('--flip', action='store_true', help='add horizontal-flip averaging')
+    parser.add_argument('--out', help='output folder')
+    parser.add_argument('--max-images', type=int, default=-1,
+                        help='colourised predictions to write (-1 = all, 0 = none)')
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1'")
+    parser.add_argument('--workers', type=int, default=2, help='data loader workers')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def resolve_config(args: argparse.Namespace, state: Dict[str, Any]) -> ExperimentConfig:
+    """The checkpoint's config, replaced by ``--config`` and patched by the data flags."""
+    if args.config:
+        cfg = load_config(args.config)
+    else:
+        cfg = ExperimentConfig.from_dict(state.get('config') or {})
+    if args.dataset:
+        if args.dataset != cfg.data.dataset:
+            cfg.data.aux_modality = ''
+            cfg.data.root = ''
+        cfg.data.dataset = args.dataset
+    if args.root:
+        cfg.data.root = args.root
+    if args.aux_modality:
+        cfg.data.aux_modality = args.aux_modality
+    if args.split:
+        cfg.data.val_split = args.split
+    return cfg
+
+
+def check_compatible(meta: Dict[str, Any], dataset: RGBXDataset, checkpoint: str) -> None:
+    """The checkpoint must predict the dataset's classes from the dataset's modality."""
+    if list(meta['class_names']) != list(dataset.class_names):
+        raise ValueError(
+            f'checkpoint {checkpoint} was trained on classes {list(meta["class_names"])}, the '
+            f'dataset has {list(dataset.class_names)}')
+    if meta['aux_modality'] != dataset.aux_modality:
+        raise ValueError(
+            f'checkpoint {checkpoint} expects aux modality {meta["aux_modality"]!r}, the '
+            f'dataset provides {dataset.aux_modality!r} (see --aux-modality)')
+
+
+def write_images(model: torch.nn.Module, dataset: RGBXDataset, out: Path, limit: int,
+                 device: torch.device, settings: Dict[str, Any]) -> int:
+    """Colourised predictions and RGB | ground truth | prediction panels."""
+    count = len(dataset) if limit < 0 else min(limit, len(dataset))
+    if count == 0:
+        return 0
+    (out / 'pred').mkdir(parents=True, exist_ok=True)
+    (out / 'panel').mkdir(parents=True, exist_ok=True)
+    palette = dataset.palette
+    names = getattr(dataset, 'names', None)
+    for i in range(count):
+        rgb_t, aux_t, _ = dataset[i]
+        rgb_raw, _, label = dataset.raw_sample(i)
+        with torch.inference_mode():
+            logits = predict_logits(model, rgb_t[None].to(device), aux_t[None].to(device),
+                                    dataset.num_classes, **settings)
+        pred = logits[0].argmax(0).to(torch.uint8).cpu().numpy()  # (H,W)
+        pred_rgb = colourise(pred, palette)
+        panel = np.concatenate([rgb_raw, colourise(label, palette), pred_rgb], axis=1)
+        stem = Path(str(names[i])).name if names else f'{i:06d}'
+        for folder, image in (('pred', pred_rgb), ('panel', panel)):
+            path = out / folder / f'{stem}.png'
+            if not cv2.imwrite(str(path), np.ascontiguousarray(image[:, :, ::-1])):
+                raise OSError(f'could not write {path}')
+    return count
+
+
+def report_dict(matrix: ConfusionMatrix, class_names: List[str], extra: Dict[str, Any]
+                ) -> Dict[str, Any]:
+    """JSON report: settings plus the metrics and the raw confusion matrix."""
+    report = dict(extra)
+    report['metrics'] = matrix.to_dict(class_names)
+    report['confusion_matrix'] = matrix.matrix.cpu().tolist()
+    return report
+
+
+def print_summary(report: Dict[str, Any]) -> None:
+    """Per-class table and the headline numbers."""
+    metrics = report['metrics']
+
+    def pct(value: Optional[float]) -> str:
+        return '   n/a' if value is None else f'{100 * value:6.2f}'
+
+    print(f'{"class":<20} {"IoU %":>6} {"acc %":>6} {"pixels":>10}')
+    for name, row in metrics['per_class'].items():
+        print(f'{name:<20} {pct(row["iou"])} {pct(row["accuracy"])} {row["pixels"]:>10}')
+    print(f'mIoU {pct(metrics["miou"])}%  mIoU w/o background '
+          f'{pct(metrics["miou_no_background"])}%  pixel acc {pct(metrics["pixel_accuracy"])}%  '
+          f'mean acc {pct(metrics["mean_accuracy"])}%  ({report["images"]} images, '
+          f'{report["seconds"]:.1f}s)')
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Evaluate and write the outputs; returns the report."""
+    start = time.perf_counter()
+    state = load_checkpoint(args.checkpoint, require=('model', 'meta'))
+    cfg = resolve_config(args, state)
+    crop = parse_pair(args.crop, '--crop')
+    if crop is None and not args.whole:
+        crop = list(cfg.train.eval_crop) or None
+    scales = list(args.scales) if args.scales else list(cfg.train.eval_scales)
+    if min(scales) <= 0:
+        raise ValueError(f'--scales must be positive, got {scales}')
+    flip = bool(args.flip or cfg.train.eval_flip)
+    split = cfg.data.val_split
+
+    dataset = dataset_from_config(cfg, split, train=False)
+    meta = state['meta']
+    check_compatible(meta, dataset, args.checkpoint)
+    device = select_device(args.device)
+    # Plain memory format: the same arithmetic as the evaluation inside the training run.
+    model = Segmenter.from_checkpoint(args.checkpoint, device=device,
+                                      channels_last=False).model
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=args.workers)
+    matrix = evaluate(model, loader, device, dataset.num_classes, dataset.ignore_index,
+                      crop=crop, scales=scales, flip=flip, progress=not args.no_progress,
+                      background_index=background_index(dataset.class_names))
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f'eval_{split}'
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dict(crop=crop, scales=scales, flip=flip)
+    written = write_images(model, dataset, out, args.max_images, device, settings)
+    report = report_dict(matrix, list(dataset.class_names), {
+        'checkpoint': str(args.checkpoint), 'epoch': state.get('epoch'),
+        'preset': meta['preset'], 'dataset': cfg.data.dataset, 'root': cfg.data.root,
+        'split': split, 'aux_modality': dataset.aux_modality, 'images': len(dataset),
+        'crop': crop, 'scales': scales, 'flip': flip, 'device': str(device),
+        'images_written': written, 'seconds': time.perf_counter() - start})
+    with open(out / 'report.json', 'w') as f:
+        json.dump(report, f, indent=2)
+    save_confusion_matrix(matrix.matrix, list(dataset.class_names), out / 'confusion.png',
+                          title=f'{meta["preset"]} on {cfg.data.dataset}/{split}')
+    print_summary(report)
+    print(f'{PROG}: report in {out / "report.json"}')
+    return report
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``smmcl-evaluate``."""
+    args = build_parser().parse_args(argv)
+    return run_cli(PROG, lambda: run(args) and 0)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
