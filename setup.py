@@ -54,7 +54,7 @@ setup(
     zip_safe=False,
     maintainer='smmcl maintainers',
     maintainer_email='maintainers@smmcl.invalid',
-    description='SMMCL dark-scene RGB-D / RGB-T semantic segmentation: core network and ROS 2 node',
+    description='SMMCL dark-scene RGB-D / RGB-T semantic segmentation: network and ROS 2 node',
     license='MIT',
     entry_points={
         'console_scripts': [

@@ -12,6 +12,8 @@ Public API (frozen):
 - ``save_checkpoint(path, state)``: temp file in the same folder + fsync + ``os.replace``.
 - ``load_checkpoint(path, map_location='cpu', require=('model', 'meta')) -> dict``.
 - ``capture_rng() -> dict`` and ``restore_rng(state)`` (python, numpy, torch, cuda).
+- ``slim_checkpoint(state, half=True) -> dict``: inference-only copy (model, config, meta),
+  floating tensors in fp16 to halve the file; ``python -m smmcl_core.checkpoint slim IN OUT``.
 
 Layout (every value loads with ``torch.load(weights_only=True)``)::
 
@@ -251,3 +253,35 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu',
             raise CheckpointError(f'checkpoint {path}: meta lacks key(s): '
                                   f'{", ".join(meta_missing)}')
     return state
+
+
+def slim_checkpoint(state: Mapping[str, Any], half: bool = True) -> Dict[str, Any]:
+    """An inference-only copy: no optimizer/scheduler/RNG, optionally fp16 weights.
+
+    ``load_state_dict`` casts back to the model's dtype, so a slim file loads like any other;
+    fp16 storage changes predictions only where two classes are within fp16 rounding.
+    """
+    model = {k: (v.half() if half and v.is_floating_point() else v)
+             for k, v in state['model'].items()}
+    return {'format_version': state['format_version'], 'model': model,
+            'config': state.get('config', {}), 'meta': dict(state['meta'])}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m smmcl_core.checkpoint slim IN OUT [--fp32]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog='python -m smmcl_core.checkpoint')
+    sub = parser.add_subparsers(dest='command', required=True)
+    slim = sub.add_parser('slim', help='write an inference-only (fp16) copy of a checkpoint')
+    slim.add_argument('src', type=Path)
+    slim.add_argument('dst', type=Path)
+    slim.add_argument('--fp32', action='store_true', help='keep fp32 weights')
+    args = parser.parse_args(argv)
+    out = save_checkpoint(args.dst, slim_checkpoint(load_checkpoint(args.src), not args.fp32))
+    print(f'{out}: {out.stat().st_size / 1e6:.1f} MB')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from smmcl_core.metrics import ConfusionMatrix
-from smmcl_ros import assets
+from smmcl_ros import bundled
 from smmcl_ros.bag_io import BagReader, stamp_ns
 from smmcl_ros.image_codec import fill_image, image_to_array
 from smmcl_ros.launch_args import node_command
@@ -234,12 +234,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``smmcl-demo`` and ``python -m smmcl_ros.demo``."""
     args = build_parser().parse_args(argv)
     try:
-        checkpoint = args.checkpoint or assets.default_checkpoint()
+        checkpoint = args.checkpoint or bundled.default_checkpoint()
         if args.msrs is not None:
             frames = list(msrs_frames(args.msrs, args.limit))
         else:
-            bag = args.bag or assets.SAMPLE_BAG
-            frames = list(bag_frames(bag, assets.SAMPLE_TOPICS))
+            bag = args.bag or bundled.SAMPLE_BAG
+            frames = list(bag_frames(bag, bundled.SAMPLE_TOPICS))
             frames = frames[:args.limit] if args.limit else frames
         if not frames:
             raise DemoError('no frames to replay')

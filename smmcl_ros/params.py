@@ -6,7 +6,7 @@
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Tuple
 
-from smmcl_ros.assets import DEMO_CHECKPOINT
+from smmcl_ros.bundled import DEMO_CHECKPOINT
 
 DEFAULTS: Dict[str, Any] = {
     'checkpoint': '',
