@@ -1,4 +1,3 @@
 """SMMCL core: network, losses, data and training engine (no ROS imports)."""
 
 __version__ = '0.1.0'
-
