@@ -338,10 +338,13 @@ def test_mscan_b_flops_parity():
     with counter:
         model(x, x, return_embeddings=True)
     with_projectors = counter.get_total_flops()
-    # FlopCounterMode counts 2 * MACs; the paper's 150.8 G includes the two projectors that
-    # the released code always runs (150.78 G here); inference alone is 150.00 G.
+    # FlopCounterMode counts 2 * MACs. The paper's 150.8 G matches the released code, which
+    # always runs the two projectors and the stage-1 fusion conv that LightHamHead never
+    # reads (150.78 G with all three here); this eval path skips the stage-1 fusion (149.68 G,
+    # 150.47 G with projectors).
     assert abs(inference - 150.8e9) / 150.8e9 < 0.03, inference
-    assert abs(with_projectors - 150.8e9) / 150.8e9 < 0.002, with_projectors
+    assert abs(with_projectors - 150.8e9) / 150.8e9 < 0.005, with_projectors
+    assert inference < with_projectors
 
 
 def test_unknown_preset_and_option_errors():

@@ -1,6 +1,6 @@
 """SMMCL network: two-stream encoder with per-stage interaction, decoder, projectors."""
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -29,16 +29,23 @@ class DualEncoder(nn.Module):
         self.interactions.apply(init_segformer_style)
         self.fusions.apply(init_segformer_style)
 
-    def forward(self, vis: torch.Tensor, aux: torch.Tensor) -> tuple:
-        """Return (fused features per stage, stage-4 vis, stage-4 aux before interaction)."""
+    def forward(self, vis: torch.Tensor, aux: torch.Tensor,
+                fuse_stages: Optional[Sequence[int]] = None) -> tuple:
+        """Return (fused features per stage, stage-4 vis, stage-4 aux before interaction).
+
+        Stages not in ``fuse_stages`` (default: all) get ``None`` instead of a fusion feature:
+        LightHamHead reads stages 2-4 only, so the stage-1 fusion, which the released model
+        has (and the parameter count includes), is never computed.
+        """
         fused = []
-        for stage_vis, stage_aux, interact, fuse in zip(
-                self.vis.stages, self.aux.stages, self.interactions, self.fusions):
+        for i, (stage_vis, stage_aux, interact, fuse) in enumerate(zip(
+                self.vis.stages, self.aux.stages, self.interactions, self.fusions)):
             vis = stage_vis(vis)  # (B, C_i, H/s_i, W/s_i)
             aux = stage_aux(aux)
             last_vis, last_aux = vis, aux
             vis, aux = interact(vis, aux)
-            fused.append(fuse(vis, aux))
+            wanted = fuse_stages is None or i in fuse_stages
+            fused.append(fuse(vis, aux) if wanted else None)
         return fused, last_vis, last_aux
 
 
@@ -90,7 +97,8 @@ class SMMCLNet(nn.Module):
                              'batch or spatial size')
         if aux.shape[1] == 1:
             aux = aux.expand(-1, 3, -1, -1)
-        fused, last_vis, last_aux = self.encoder(rgb, aux)
+        fused, last_vis, last_aux = self.encoder(rgb, aux,
+                                                 getattr(self.decoder, 'in_index', None))
         logits = self.decoder(fused)  # (B, K, H/s, W/s)
         logits = F.interpolate(logits, size=rgb.shape[2:], mode='bilinear', align_corners=False)
         if not return_embeddings:
