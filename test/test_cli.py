@@ -144,6 +144,23 @@ def test_export_onnx_matches_torch(untrained_checkpoint, tmp_path):
     assert np.abs(actual - expected).max() < 1e-3
 
 
+def test_export_onnx_of_bundled_mit_checkpoint_has_dynamic_batch(tmp_path):
+    """The MiT attention exports with a dynamic batch (unflatten used to bake batch 1)."""
+    import onnxruntime as ort
+
+    from smmcl_ros.bundled import DEMO_CHECKPOINT
+
+    out = tmp_path / 'demo.onnx'
+    assert export_cli.main(['--checkpoint', str(DEMO_CHECKPOINT), '--format', 'onnx',
+                            '--out', str(out), '--height', '64', '--width', '96',
+                            '--verify']) == 0
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    for batch in (1, 3):
+        rgb = np.random.default_rng(batch).standard_normal((batch, 3, 64, 96), np.float32)
+        logits = session.run(None, {'rgb': rgb, 'aux': rgb})[0]
+        assert logits.shape == (batch, 6, 64, 96)
+
+
 def test_export_torchscript_matches_torch(untrained_checkpoint, tmp_path):
     out = tmp_path / 'model.pt'
     diff = export_cli.export(str(untrained_checkpoint), 'torchscript', str(out), 64, 96,

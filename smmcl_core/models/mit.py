@@ -32,8 +32,12 @@ LN_EPS = 1e-6
 
 
 def tokens_to_nchw(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(B, N, C) -> (B, C, H, W), a channels_last view of the same memory."""
-    return x.unflatten(1, (h, w)).permute(0, 3, 1, 2)
+    """(B, N, C) -> (B, C, H, W), a channels_last view of the same memory.
+
+    transpose + reshape rather than ``unflatten``: the ONNX exporter folds ``unflatten``'s
+    sizes into constants, which bakes the example batch into the graph.
+    """
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
 
 
 def nchw_to_tokens(x: torch.Tensor) -> torch.Tensor:
