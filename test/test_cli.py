@@ -269,3 +269,25 @@ def test_resume_after_sigkill_continues_the_run(trained_run, tmp_path):
         assert torch.allclose(resumed['model'][key].float(), value.float(), atol=1e-5), key
     assert resumed['scheduler']['last_epoch'] == uninterrupted['scheduler']['last_epoch']
     assert records[-1]['miou'] == pytest.approx(_records(reference)[-1]['miou'], abs=1e-6)
+
+
+def test_torchrun_two_process_ddp_on_cpu(tmp_path):
+    """``torchrun --nproc_per_node 2`` trains with DDP (gloo on CPU); rank 0 writes once."""
+    out = tmp_path / 'ddp'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
+           '2', '-m', 'smmcl_core.cli.train', '--config', str(SYNTHETIC), *TINY,
+           'train.epochs=2', 'train.eval_every=2', f'train.out_dir={out}']
+    result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'world size 2' in result.stdout
+    records = _records(out)
+    assert [r['epoch'] for r in records] == [1, 2]  # one writer, no duplicated lines
+    last = load_checkpoint(out / 'last.pth')
+    assert last['epoch'] == 2
+    assert not any(k.startswith('module.') for k in last['model'])  # DDP wrapper not stored
+    # The rank-0 evaluation reported by training equals a single-process evaluation.
+    report_dir = tmp_path / 'eval'
+    assert evaluate_cli.main(['--checkpoint', str(out / 'last.pth'), '--out', str(report_dir),
+                              '--max-images', '0', '--workers', '0', '--no-progress']) == 0
+    report = json.loads((report_dir / 'report.json').read_text())
+    assert report['metrics']['miou'] == pytest.approx(records[-1]['miou'], abs=1e-6)
