@@ -1,5 +1,7 @@
 """Supervised InfoNCE of Eq. (3)-(6): each positive against the anchor's negatives only."""
 
+from typing import NamedTuple, Union
+
 import torch
 import torch.nn.functional as F
 
@@ -15,13 +17,45 @@ def l2_normalize(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x / scale, p=2, dim=1)
 
 
-def supervised_infonce(anchors: torch.Tensor, contrast: torch.Tensor, labels: torch.Tensor,
+class PairRelations(NamedTuple):
+    """What Eq. (3)-(6) need to know about every (anchor i, sample j) pair.
+
+    Attributes:
+        weight: ``(M, M)`` float32: 1 / (|P_i| * #anchors with a positive) on positives,
+            0 elsewhere, so the weighted sum is "mean over positives, then over anchors".
+        neg_bias: ``(M, M)`` float32: 0 on negatives, the float32 minimum elsewhere, added to
+            the logits to restrict the log-sum-exp to N_i.
+    """
+
+    weight: torch.Tensor
+    neg_bias: torch.Tensor
+
+
+def pair_relations(labels: torch.Tensor) -> PairRelations:
+    """Positive weights and negative mask from the ``(M,)`` sample classes.
+
+    Built once per batch and shared by the three terms (they contrast the same positions).
+    Sample i of both modalities shares a spatial position, so j == i is neither positive nor
+    negative (for intra-modal contrast this removes the self pair).
+    """
+    same = labels[:, None] == labels[None, :]  # (M, M)
+    pos = same.clone()
+    pos.fill_diagonal_(False)  # the diagonal is same-class, so j != i holds for negatives
+    num_pos = pos.sum(dim=1, keepdim=True)  # (M, 1)
+    num_anchors = (num_pos > 0).sum().clamp_min(1)
+    weight = pos / (num_pos.clamp_min(1) * num_anchors).float()
+    # a finite fill (not -inf) keeps logsumexp's backward NaN-free for rows without negatives
+    neg_bias = torch.zeros(same.shape, dtype=torch.float32, device=labels.device)
+    neg_bias.masked_fill_(same, torch.finfo(torch.float32).min)
+    return PairRelations(weight, neg_bias)
+
+
+def supervised_infonce(anchors: torch.Tensor, contrast: torch.Tensor,
+                       labels: Union[torch.Tensor, PairRelations],
                        temperature: float) -> torch.Tensor:
     """Eq. (3)/(5): mean over anchors of the mean over positives of Eq. (4)/(6).
 
-    Sample i of ``anchors`` and sample i of ``contrast`` share a spatial position, so index
-    j == i is neither positive nor negative (for intra-modal contrast this removes the self
-    pair). For anchor i and positive j::
+    For anchor i and positive j::
 
         l_ij = -log(exp(s_ij) / (exp(s_ij) + sum_{k in N_i} exp(s_ik)))
              = softplus(logsumexp_{k in N_i} s_ik - s_ij)
@@ -34,28 +68,17 @@ def supervised_infonce(anchors: torch.Tensor, contrast: torch.Tensor, labels: to
     Args:
         anchors: ``(M, D)`` embeddings (any float dtype; normalised here in float32).
         contrast: ``(M, D)`` embeddings, same positions as ``anchors``.
-        labels: ``(M,)`` class of each position.
+        labels: ``(M,)`` class of each position, or their :func:`pair_relations`.
         temperature: tau of Eq. (4).
 
     Returns:
         Scalar float32 loss; an attached zero when no anchor has a positive.
     """
-    device_type = anchors.device.type
+    relations = labels if isinstance(labels, PairRelations) else pair_relations(labels)
     # similarities and softmax in float32 even under fp16/bf16 autocast
-    with torch.autocast(device_type=device_type, enabled=False):
+    with torch.autocast(device_type=anchors.device.type, enabled=False):
         a = l2_normalize(anchors)
         c = l2_normalize(contrast)
         logits = a @ c.t() / temperature  # (M, M)
-        same = labels[:, None] == labels[None, :]  # (M, M)
-        eye = torch.eye(labels.numel(), dtype=torch.bool, device=labels.device)
-        pos = same & ~eye
-        neg = ~same  # the diagonal is same-class, so j != i holds already
-        # a finite fill (not -inf) keeps logsumexp's backward NaN-free for rows without negatives
-        fill = torch.finfo(torch.float32).min
-        neg_lse = torch.logsumexp(logits.masked_fill(~neg, fill), dim=1, keepdim=True)  # (M, 1)
-        num_pos = pos.sum(dim=1, keepdim=True)  # (M, 1)
-        num_anchors = (num_pos > 0).sum().clamp_min(1)
-        # mean over each anchor's positives, then over anchors that have one, as one weighted
-        # sum; rows of anchors without positives are all zero, so they drop out of the mean
-        weight = pos / (num_pos.clamp_min(1) * num_anchors)  # (M, M), no grad
-        return (F.softplus(neg_lse - logits) * weight).sum()
+        neg_lse = torch.logsumexp(logits + relations.neg_bias, dim=1, keepdim=True)  # (M, 1)
+        return (F.softplus(neg_lse - logits) * relations.weight).sum()

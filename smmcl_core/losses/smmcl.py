@@ -5,7 +5,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from smmcl_core.losses.infonce import supervised_infonce
+from smmcl_core.losses.infonce import pair_relations, supervised_infonce
 from smmcl_core.losses.sampling import downscale_labels, sample_positions, Samples
 
 MODES = ('none', 'cross', 'intra', 'both')
@@ -101,13 +101,13 @@ class SMMCLLoss(nn.Module):
         # (B, D, h, w) -> (B, h*w, D) -> (M, D); same positions for both modalities
         vis = emb_vis.reshape(batch, dim, -1).transpose(1, 2)[samples.batch_idx, samples.pos_idx]
         aux = emb_aux.reshape(batch, dim, -1).transpose(1, 2)[samples.batch_idx, samples.pos_idx]
-        cls = samples.cls
+        relations = pair_relations(samples.cls)  # (M, M) masks shared by the three terms
         tau = self.temperature
         if self.mode in ('cross', 'both'):
-            out['cm'] = supervised_infonce(vis, aux, cls, tau) + zero
+            out['cm'] = supervised_infonce(vis, aux, relations, tau) + zero
         if self.mode in ('intra', 'both'):
-            out['vis'] = supervised_infonce(vis, vis, cls, tau) + zero
-            out['aux'] = supervised_infonce(aux, aux, cls, tau) + zero
+            out['vis'] = supervised_infonce(vis, vis, relations, tau) + zero
+            out['aux'] = supervised_infonce(aux, aux, relations, tau) + zero
         return out
 
     @staticmethod
