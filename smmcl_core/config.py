@@ -24,7 +24,7 @@ class ModelConfig:
     """Network preset and its overrides (see ``smmcl_core.models.PRESETS``)."""
 
     name: str = 'smmcl_mscan_t'
-    pretrained: str = ''  # local ImageNet file for both encoders ('' = random init)
+    pretrained: str = ''  # ImageNet file for both encoders, 'timm' (ResNet, online), '' = none
     drop_path_rate: float | None = None  # None keeps the preset's value
     sync_bn: bool = True  # convert BatchNorm to SyncBatchNorm under DDP
 

@@ -168,7 +168,8 @@ class Trainer:
         if cfg.model.drop_path_rate is not None:
             overrides['drop_path_rate'] = cfg.model.drop_path_rate
         if cfg.model.pretrained:
-            if not Path(cfg.model.pretrained).is_file():
+            # 'timm' = timm's hub weights for ResNet presets (needs network); else a local file.
+            if cfg.model.pretrained != 'timm' and not Path(cfg.model.pretrained).is_file():
                 raise FileNotFoundError(
                     f'model.pretrained file not found: {cfg.model.pretrained} (download the '
                     f'ImageNet weights there, or set model.pretrained= to start from scratch)')
