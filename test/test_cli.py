@@ -105,6 +105,20 @@ def test_paper_configs_load_with_paper_settings():
         load_config(path)
 
 
+def test_resume_with_other_iters_per_epoch_is_refused(tmp_path, capsys):
+    # The saved scheduler step count only lines up with the same iterations per epoch.
+    out = tmp_path / 'run'
+    tiny = ['--config', str(SYNTHETIC), 'data.synthetic_train=4', 'data.synthetic_val=1',
+            'data.synthetic_size=[32,32]', 'data.crop_size=[32,32]', 'train.epochs=1',
+            'train.progress=false', f'train.out_dir={out}']
+    assert train_cli.main([*tiny, 'train.batch_size=2']) == 0  # 2 iterations per epoch
+    capsys.readouterr()
+    code = train_cli.main([*tiny, 'train.batch_size=4', 'train.epochs=2', '--resume', 'auto'])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(out / 'last.pth') in err and '2 iterations per epoch' in err
+
+
 @pytest.fixture
 def untrained_checkpoint(tmp_path) -> Path:
     torch.manual_seed(0)

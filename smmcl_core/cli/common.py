@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from smmcl_core.config import ExperimentConfig
 from smmcl_core.data import build_dataset, RGBXDataset
+from smmcl_core.data.factory import default_modality
 
 # Exceptions that mean "the user asked for something invalid" (bad key, file, value): the
 # tools print them as one line and exit with status 2 instead of a traceback.
@@ -140,16 +141,11 @@ def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool) -> RGBXD
     if data.dataset == 'synthetic':
         kwargs.update(length=data.synthetic_train if train else data.synthetic_val,
                       height=data.synthetic_size[0], width=data.synthetic_size[1])
-    if data.dataset != 'folder' and (modality or _default_modality(data.dataset)) == 'depth':
+    if data.dataset != 'folder' and (modality or default_modality(data.dataset)) == 'depth':
         # A folder dataset states its own depth range in classes.yaml.
         kwargs['aux_ranges'] = {'depth_max_m': float(data.max_depth_m)}
     return build_dataset(data.dataset, data.root or None, split, aux_modality=modality,
                          **kwargs)
-
-
-def _default_modality(dataset: str) -> str:
-    return {'mfnet': 'thermal', 'nyudv2': 'depth', 'llrgbd': 'depth',
-            'synthetic': 'depth'}.get(dataset, '')
 
 
 def append_jsonl(path: Path, record: Dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from smmcl_core.checkpoint import (build_checkpoint, build_meta, load_checkpoint,
+from smmcl_core.checkpoint import (build_checkpoint, load_checkpoint, meta_from_dataset_info,
                                    restore_rng, save_checkpoint, unwrap_model)
 from smmcl_core.cli.common import (append_jsonl, dataset_from_config, DistContext,
                                    distributed_env, init_distributed, read_jsonl, run_cli,
@@ -154,9 +154,7 @@ class Trainer:
             raise ValueError(f'train split has {info.num_classes} classes but val split has '
                              f'{self.val_set.num_classes}')
         self.info = info
-        self.meta = build_meta(cfg.model.name, info.num_classes, info.class_names,
-                               info.palette, info.aux_modality, info.mean, info.std,
-                               info.aux_ranges, info.ignore_index)
+        self.meta = meta_from_dataset_info(cfg.model.name, info)
         self.background = background_index(info.class_names)
         self.train_loader = self._train_loader()
         self.val_loader = eval_loader(self.val_set, cfg.data.workers, ctx)
@@ -232,6 +230,14 @@ class Trainer:
             raise ValueError(f'cannot resume from {path}: it holds preset '
                              f"{state['meta']['preset']!r}, the config asks for "
                              f'{self.cfg.model.name!r}')
+        # The scheduler resumes at its saved step count but was rebuilt for this run's
+        # iterations per epoch: if that number changed, the lr curve would silently shift.
+        saved_iters = (state.get('extra') or {}).get('iters_per_epoch')
+        if saved_iters is not None and int(saved_iters) != self.iters_per_epoch:
+            raise ValueError(
+                f'cannot resume from {path}: it ran {saved_iters} iterations per epoch, this '
+                f'run has {self.iters_per_epoch} (train.batch_size, '
+                'train.max_iters_per_epoch, the dataset size or the rank count changed)')
         model.load_state_dict(state['model'])
         self.optimizer.load_state_dict(state['optimizer'])
         self.scheduler.load_state_dict(state['scheduler'])

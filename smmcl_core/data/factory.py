@@ -24,6 +24,11 @@ _MODALITIES = {
 }
 
 
+def default_modality(name: str) -> str:
+    """The aux modality ``name`` serves when none is asked for ('' for ``folder``)."""
+    return _MODALITIES.get(name, ('',))[0]
+
+
 def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
                   aux_modality: Optional[str] = None, train: bool = False,
                   crop_size: Sequence[int] = (480, 640), **kwargs) -> RGBXDataset:
@@ -50,7 +55,7 @@ def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
         raise KeyError(f'unknown dataset {name!r}; valid: {", ".join(DATASETS)}')
     options = dict(kwargs, train=train, crop_size=crop_size)
     if name == 'synthetic':
-        modality = aux_modality or _MODALITIES[name][0]
+        modality = aux_modality or default_modality(name)
         if modality not in _MODALITIES[name]:
             raise ValueError(f'synthetic aux_modality must be one of '
                              f'{", ".join(_MODALITIES[name])}, got {modality!r}')
@@ -58,7 +63,8 @@ def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
     if root is None:
         raise ValueError(f'dataset {name!r} needs a root folder')
     if name == 'nyudv2':
-        return NYUDv2Dataset(Path(root), split, aux_modality=aux_modality or 'depth', **options)
+        return NYUDv2Dataset(Path(root), split,
+                             aux_modality=aux_modality or default_modality(name), **options)
     dataset = DATASETS[name](Path(root), split, **options)
     if aux_modality is not None and aux_modality != dataset.aux_modality:
         raise ValueError(
