@@ -1,6 +1,7 @@
 r"""Launch the smmcl_segmentation node with config/segmentation.yaml.
 
-Arguments: checkpoint (required), rgb_topic, aux_topic, device, namespace. Example::
+Arguments: checkpoint (empty: the bundled demo model), rgb_topic, aux_topic, device,
+namespace. Example::
 
     ros2 launch smmcl_ros segmentation.launch.py checkpoint:=/models/nyu.pt \
         rgb_topic:=/camera/color/image_raw aux_topic:=/camera/depth/image_rect_raw
@@ -17,7 +18,7 @@ from launch_ros.actions import Node
 from smmcl_ros.launch_args import EXECUTABLE, node_command, NODE_NAME, PACKAGE
 
 ARGUMENTS = (
-    ('checkpoint', '', 'path to an smmcl checkpoint (.pt)'),
+    ('checkpoint', '', 'path to an smmcl checkpoint (.pt); empty: the bundled demo model'),
     ('rgb_topic', '/camera/color/image_raw', 'RGB image topic (remapped to rgb/image)'),
     ('aux_topic', '/camera/depth/image_rect_raw',
      'depth or thermal image topic (remapped to aux/image)'),

@@ -21,6 +21,7 @@ unknown topic, unsupported encoding or unreadable checkpoint.
 
 import argparse
 from collections import Counter, OrderedDict
+import contextlib
 import json
 from pathlib import Path
 import sys
@@ -34,9 +35,9 @@ from tqdm import tqdm
 from smmcl_core.visualize import colorize
 from smmcl_ros import image_codec
 from smmcl_ros.bag_io import (BagReader, BagReadError, BagWriter, image_message, IMAGE_TYPE,
-                              MessageDecodeError, stamp_ns, STORAGES, UnknownTopicError)
+                              MessageDecodeError, STORAGES, UnknownTopicError)
 from smmcl_ros.params import DEFAULTS
-from smmcl_ros.sync import ApproximateTimeSynchronizer
+from smmcl_ros.sync import ApproximateTimeSynchronizer, stamp_ns
 
 MASK_TOPIC = '/segmentation/mask'
 COLOR_TOPIC = '/segmentation/color'
@@ -124,12 +125,7 @@ class BagEvaluator:
             return image_codec.decode_rgb(msg)
         if role == AUX:
             return image_codec.decode_aux(msg, self.segmenter.aux_modality)
-        if msg.encoding not in LABEL_ENCODINGS:
-            reason = ('wrong_encoding' if msg.encoding in image_codec.ENCODINGS
-                      else 'unknown_encoding')
-            raise image_codec.ImageDecodeError(
-                reason, f'encoding {msg.encoding!r} is not a label encoding '
-                f'({", ".join(LABEL_ENCODINGS)})')
+        image_codec.check_encoding(msg, LABEL_ENCODINGS, 'label')
         return image_codec.image_to_array(msg)
 
     def add(self, role: str, msg: Any, timestamp: int) -> None:
@@ -151,9 +147,10 @@ class BagEvaluator:
         stamp = stamp_ns(msg)
         last = self._last_stamp.get(role)
         if last is not None and stamp < last:
-            # As the node: a loop in the recording restarts the pairing.
+            # As the node: a loop in the recording drops the old timeline's queued messages but
+            # keeps those already on the new one (the other input's first looped frame).
             self.warnings['stamp_backwards'] += 1
-            self.sync.clear()
+            self.sync.discard_after(stamp)
         self._last_stamp[role] = stamp
         if role == LABEL and self.label_match == 'exact':
             self._add_exact_label(stamp, frame)
@@ -265,6 +262,26 @@ class BagEvaluator:
         }
 
 
+def _feed(reader: BagReader, evaluator: BagEvaluator, bar: Any) -> Tuple[bool, Optional[str]]:
+    """Feed the evaluator's topics from ``reader``; returns ``(hit damage, error or None)``."""
+    try:
+        for message in reader.messages(evaluator.topics.values()):
+            bar.update(1)
+            role = evaluator.role_of[message.topic]
+            try:
+                msg = reader.deserialize(message)
+            except MessageDecodeError:
+                evaluator.received[role] += 1
+                evaluator.rejected[role]['deserialize_error'] += 1
+                continue
+            evaluator.add(role, msg, message.timestamp)
+    except BagReadError as err:
+        return True, str(err)
+    except EvalError as err:
+        return False, str(err)
+    return False, None
+
+
 def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
                  label_topic: Optional[str] = None, output_bag: Optional[Path] = None,
                  storage: str = 'sqlite3', slop: float = DEFAULTS['sync_slop'],
@@ -290,34 +307,17 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
         raise ValueError(f'topics must differ, got {topics}')
     with BagReader(bag) as reader:
         reader.require_topics(topics.values(), IMAGE_TYPE)
-        writer = BagWriter(output_bag, storage) if output_bag is not None else None
-        evaluator = BagEvaluator(segmenter, topics, slop, queue_size, label_match, writer,
-                                 mask_topic, color_topic)
-        error: Optional[str] = None
-        truncated = reader.damage is not None
-        total = sum(reader.counts.get(t, 0) for t in topics.values())
-        bar = tqdm(total=total, unit='msg', desc=Path(bag).name, disable=progress is False
-                   or (progress is None and not sys.stderr.isatty()))
-        try:
-            for message in reader.messages(topics.values()):
-                bar.update(1)
-                role = evaluator.role_of[message.topic]
-                try:
-                    msg = reader.deserialize(message)
-                except MessageDecodeError:
-                    evaluator.received[role] += 1
-                    evaluator.rejected[role]['deserialize_error'] += 1
-                    continue
-                evaluator.add(role, msg, message.timestamp)
-        except BagReadError as err:
-            truncated, error = True, str(err)
-        except EvalError as err:
-            error = str(err)
-        finally:
-            bar.close()
+        # The writer closes on every path, so a failing run still leaves a complete bag.
+        with (BagWriter(output_bag, storage) if output_bag is not None
+              else contextlib.nullcontext()) as writer:
+            evaluator = BagEvaluator(segmenter, topics, slop, queue_size, label_match, writer,
+                                     mask_topic, color_topic)
+            total = sum(reader.counts.get(t, 0) for t in topics.values())
+            with tqdm(total=total, unit='msg', desc=Path(bag).name, disable=progress is False
+                      or (progress is None and not sys.stderr.isatty())) as bar:
+                damaged, error = _feed(reader, evaluator, bar)
             evaluator.finish()
-            if writer is not None:
-                writer.close()
+        truncated = damaged or reader.damage is not None
         if truncated and error is None:
             error = f'bag {bag} is damaged: {reader.damage}'
         report = {

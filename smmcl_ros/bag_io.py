@@ -17,7 +17,6 @@ import io
 from pathlib import Path
 import sqlite3
 import struct
-import sys
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -25,7 +24,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 import yaml
 
-from smmcl_ros.image_codec import ENCODINGS
+from smmcl_ros.image_codec import pack_image
 
 STORAGES: Tuple[str, ...] = ('sqlite3', 'mcap')
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -85,12 +84,6 @@ class BagMessage:
     raw: bytes
 
 
-def stamp_ns(msg: Any) -> int:
-    """Header stamp of ``msg`` (rclpy or rosbags message) in int nanoseconds."""
-    stamp = msg.header.stamp
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def make_header(typestore: Any, stamp: int, frame_id: str) -> Any:
     """A rosbags ``std_msgs/Header`` for int-nanosecond ``stamp``."""
     time_type = typestore.types['builtin_interfaces/msg/Time']
@@ -104,26 +97,16 @@ def image_message(typestore: Any, image: np.ndarray, encoding: str, header: Any)
 
     rosbags serialises ``data`` from a ``uint8`` numpy array, so this builds the message
     directly instead of through ``image_codec.fill_image`` (which fills rclpy messages with an
-    ``array.array``); the encoding table and its dtype/channel rules are the codec's.
+    ``array.array``); both lay the array out with ``image_codec.pack_image``.
 
     Raises:
         ValueError: ``encoding`` unknown or not matching the array's dtype/channels.
     """
-    if encoding not in ENCODINGS:
-        raise ValueError(f'cannot encode {encoding!r}; supported: {", ".join(ENCODINGS)}')
-    base, channels = ENCODINGS[encoding]
-    image = np.asarray(image)
-    got_channels = 1 if image.ndim == 2 else image.shape[-1]
-    if image.dtype != base or got_channels != channels or image.ndim not in (2, 3):
-        raise ValueError(
-            f'array dtype={image.dtype} shape={image.shape} does not match encoding '
-            f'{encoding!r} ({base}, {channels} channel(s))')
-    height, width = int(image.shape[0]), int(image.shape[1])
-    data = np.ascontiguousarray(image).reshape(-1).view(np.uint8)  # (H*W*C*itemsize,)
-    image_type = typestore.types[IMAGE_TYPE]
-    return image_type(header=header, height=height, width=width, encoding=encoding,
-                      is_bigendian=int(sys.byteorder == 'big' and base.itemsize > 1),
-                      step=width * channels * base.itemsize, data=data.copy())
+    packed = pack_image(image, encoding)
+    return typestore.types[IMAGE_TYPE](
+        header=header, height=packed.height, width=packed.width, encoding=encoding,
+        is_bigendian=packed.is_bigendian, step=packed.step,
+        data=packed.data.copy())  # the message must not alias the caller's array
 
 
 def camera_info_message(typestore: Any, header: Any, height: int, width: int,

@@ -33,9 +33,10 @@ import numpy as np
 
 from smmcl_core.metrics import ConfusionMatrix
 from smmcl_ros import bundled
-from smmcl_ros.bag_io import BagReader, stamp_ns
+from smmcl_ros.bag_io import BagReader
 from smmcl_ros.image_codec import fill_image, image_to_array
 from smmcl_ros.launch_args import node_command
+from smmcl_ros.sync import stamp_ns
 
 RGB_TOPIC = '/demo/rgb'
 AUX_TOPIC = '/demo/aux'
@@ -120,11 +121,12 @@ def run_demo(frames: Sequence[Frame], checkpoint: Path, out: Path, device: str =
     log_path = out / 'node.log'
     log = open(log_path, 'w')
     node_proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node('smmcl_demo')
+    node = None
     received: Dict[str, Dict[int, Any]] = {name: {} for name in OUT_TOPICS}
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     try:
+        rclpy.init()  # inside the try: a failure here must still stop the node process
+        node = rclpy.create_node('smmcl_demo')
         for name in OUT_TOPICS:
             node.create_subscription(
                 Image, f'/segmentation/{name}',
@@ -172,6 +174,8 @@ def run_demo(frames: Sequence[Frame], checkpoint: Path, out: Path, device: str =
                     rgb_out = image_to_array(received[name][stamp])
                     cv2.imwrite(str(out / f'{index:04d}_{name}.png'),
                                 cv2.cvtColor(rgb_out, cv2.COLOR_RGB2BGR))
+            for name in OUT_TOPICS:  # written out: do not hold every frame's images
+                received[name].pop(stamp, None)
         summary: Dict[str, Any] = {
             'checkpoint': str(checkpoint),
             'frames_sent': len(frames),
@@ -183,7 +187,8 @@ def run_demo(frames: Sequence[Frame], checkpoint: Path, out: Path, device: str =
         if cm is not None:
             summary.update({'mIoU': cm.miou(), 'per_class_iou': cm.iou().tolist()})
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
         if node_proc.poll() is None:
             node_proc.send_signal(signal.SIGINT)

@@ -13,7 +13,7 @@ Encodings follow ``sensor_msgs/image_encodings`` and depth_image_proc: depth is 
 
 import array
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -98,6 +98,20 @@ def image_to_array(msg: Any) -> np.ndarray:
     return view
 
 
+def check_encoding(msg: Any, allowed: Sequence[str], kind: str) -> None:
+    """Accept only ``allowed`` encodings on a stream carrying ``kind`` images (e.g. ``depth``).
+
+    Raises:
+        ImageDecodeError: ``wrong_encoding`` for a known encoding that does not fit the stream
+            (e.g. depth sent to the RGB topic), ``unknown_encoding`` for any other.
+    """
+    if msg.encoding not in allowed:
+        reason = 'wrong_encoding' if msg.encoding in ENCODINGS else 'unknown_encoding'
+        raise ImageDecodeError(
+            reason, f'encoding {msg.encoding!r} is not a valid {kind} encoding '
+            f'({", ".join(allowed)})')
+
+
 def decode_rgb(msg: Any) -> np.ndarray:
     """Decode a colour image to RGB ``uint8 (H,W,3)`` (a view where the encoding allows).
 
@@ -105,12 +119,7 @@ def decode_rgb(msg: Any) -> np.ndarray:
         ImageDecodeError: As :func:`image_to_array`, or ``wrong_encoding`` for encodings that
             are not colour/mono8 (e.g. depth sent to the RGB topic).
     """
-    if msg.encoding not in RGB_ENCODINGS:
-        if msg.encoding in ENCODINGS:
-            raise ImageDecodeError(
-                'wrong_encoding',
-                f'encoding {msg.encoding!r} is not an RGB encoding ({", ".join(RGB_ENCODINGS)})')
-        raise ImageDecodeError('unknown_encoding', f'encoding {msg.encoding!r} is not supported')
+    check_encoding(msg, RGB_ENCODINGS, 'RGB')
     image = image_to_array(msg)
     if msg.encoding == 'rgb8':
         return image
@@ -136,13 +145,45 @@ def decode_aux(msg: Any, modality: str) -> np.ndarray:
     """
     if modality not in AUX_ENCODINGS:
         raise ValueError(f'unknown aux modality {modality!r}; valid: {", ".join(AUX_ENCODINGS)}')
-    allowed = AUX_ENCODINGS[modality]
-    if msg.encoding not in allowed:
-        reason = 'wrong_encoding' if msg.encoding in ENCODINGS else 'unknown_encoding'
-        raise ImageDecodeError(
-            reason, f'encoding {msg.encoding!r} is not a {modality} encoding '
-            f'({", ".join(allowed)})')
+    check_encoding(msg, AUX_ENCODINGS[modality], modality)
     return image_to_array(msg)
+
+
+class PackedImage(NamedTuple):
+    """An array laid out as ``sensor_msgs/Image`` fields: packed rows, native byte order."""
+
+    height: int
+    width: int
+    step: int
+    is_bigendian: int
+    data: np.ndarray  # (H*step,) uint8, a view of the packed pixels where possible
+
+
+def pack_image(image: np.ndarray, encoding: str) -> PackedImage:
+    """Check ``image`` against ``encoding`` and lay it out as ``sensor_msgs/Image`` rows.
+
+    Shared by :func:`fill_image` (rclpy messages) and ``bag_io.image_message`` (rosbags).
+
+    Args:
+        image: ``(H,W)`` or ``(H,W,C)`` array whose dtype and channels match ``encoding``.
+        encoding: One of :data:`ENCODINGS`.
+
+    Raises:
+        ValueError: Encoding unknown or not matching the array.
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f'cannot encode {encoding!r}; supported: {", ".join(ENCODINGS)}')
+    base, channels = ENCODINGS[encoding]
+    image = np.asarray(image)
+    got_channels = image.shape[2] if image.ndim == 3 else 1
+    if image.dtype != base or got_channels != channels or image.ndim not in (2, 3):
+        raise ValueError(
+            f'array dtype={image.dtype} shape={image.shape} does not match encoding '
+            f'{encoding!r} ({base}, {channels} channel(s))')
+    height, width = int(image.shape[0]), int(image.shape[1])
+    return PackedImage(height, width, width * channels * base.itemsize,
+                       int(_MACHINE_BIG_ENDIAN and base.itemsize > 1),
+                       np.ascontiguousarray(image).reshape(-1).view(np.uint8))
 
 
 def fill_image(msg: Any, image: np.ndarray, encoding: str, header: Any = None) -> Any:
@@ -157,23 +198,14 @@ def fill_image(msg: Any, image: np.ndarray, encoding: str, header: Any = None) -
     Raises:
         ValueError: Encoding unknown or not matching the array.
     """
-    if encoding not in ENCODINGS:
-        raise ValueError(f'cannot encode {encoding!r}; supported: {", ".join(ENCODINGS)}')
-    base, channels = ENCODINGS[encoding]
-    got_channels = 1 if image.ndim == 2 else image.shape[2]
-    if image.dtype != base or got_channels != channels or image.ndim not in (2, 3):
-        raise ValueError(
-            f'array dtype={image.dtype} shape={image.shape} does not match encoding '
-            f'{encoding!r} ({base}, {channels} channel(s))')
-    image = np.ascontiguousarray(image)
+    packed = pack_image(image, encoding)
     if header is not None:
         msg.header = header
-    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.height, msg.width, msg.step = packed.height, packed.width, packed.step
     msg.encoding = encoding
-    msg.is_bigendian = int(_MACHINE_BIG_ENDIAN and base.itemsize > 1)
-    msg.step = msg.width * channels * base.itemsize
+    msg.is_bigendian = packed.is_bigendian
     data = array.array('B')
     # One copy; assigning an array.array skips rclpy's per-element checks.
-    data.frombytes(image.reshape(-1).view(np.uint8))
+    data.frombytes(packed.data)
     msg.data = data
     return msg

@@ -24,6 +24,7 @@ import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
@@ -36,16 +37,12 @@ from smmcl_ros import image_codec
 from smmcl_ros.diagnostics import NodeStats
 from smmcl_ros.params import declare_and_read, NodeParams, ParameterError
 from smmcl_ros.render import labels_json
-from smmcl_ros.sync import ApproximateTimeSynchronizer
+from smmcl_ros.sync import ApproximateTimeSynchronizer, stamp_ns
 
 NODE_NAME = 'smmcl_segmentation'
 RGB_TOPIC = 'rgb/image'
 AUX_TOPIC = 'aux/image'
 RGB, AUX = 0, 1  # synchroniser ports
-
-
-def _stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def _qos(name: str) -> QoSProfile:
@@ -183,7 +180,7 @@ class SegmentationNode(Node):
                            throttle_duration_sec=self.params.log_throttle_sec)
 
     def _check_stamp(self, topic: str, msg: Any) -> int:
-        stamp = _stamp_ns(msg)
+        stamp = stamp_ns(msg)
         last = self._last_stamp[topic]
         if last is not None and stamp < last:
             # A looping bag or a restarted driver: accept the new timeline instead of stalling.
@@ -338,8 +335,9 @@ def main(args=None) -> int:
     try:
         try:
             node = SegmentationNode()
-        except (ValueError, OSError, KeyError, RuntimeError) as err:
-            # Parameters, missing/corrupt checkpoint, unknown preset, mismatched weights.
+        except (ValueError, OSError, KeyError, RuntimeError, ParameterException) as err:
+            # Parameters (bad value or type), missing/corrupt checkpoint, unknown preset,
+            # mismatched weights.
             rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
             code = 1
         else:

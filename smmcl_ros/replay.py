@@ -18,6 +18,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from smmcl_ros.bag_io import BagReader, BagReadError, MessageDecodeError
+from smmcl_ros.sync import stamp_ns
 
 QOS_CHOICES = ('reliable', 'sensor_data')
 
@@ -73,7 +74,7 @@ def _restamped(reader: BagReader, message: Any, offset_ns: int) -> bytes:
     header = getattr(msg, 'header', None)
     if header is None:
         return message.raw
-    stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec) + offset_ns
+    stamp = stamp_ns(msg) + offset_ns
     header.stamp.sec, header.stamp.nanosec = divmod(max(stamp, 0), 1_000_000_000)
     return bytes(reader.typestore.serialize_cdr(msg, message.msgtype))
 

@@ -24,6 +24,12 @@ import threading
 from typing import Any, Callable, Dict, List, Sequence
 
 
+def stamp_ns(msg: Any) -> int:
+    """Header stamp of ``msg`` (rclpy or rosbags message) in int nanoseconds."""
+    stamp = msg.header.stamp
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 class ApproximateTimeSynchronizer:
     """Pairs messages from ``num_inputs`` ports whose stamps lie within ``slop``.
 

@@ -321,6 +321,39 @@ def _custom_bag(path, storage, rgb_encoding='rgb8', short_frame=None, frames=3):
     return path
 
 
+def test_looping_recording_keeps_the_first_looped_frame(checkpoints, tmp_path):
+    """Header stamps jump back (a looped driver): the looped frames all pair again."""
+    bag = tmp_path / 'loop'
+    dataset = _synthetic_dataset()
+    with BagWriter(bag, 'sqlite3') as writer:
+        store = writer.typestore
+        for i, frame in enumerate((0, 1, 0, 1)):  # bag time grows, header stamps loop
+            rgb, aux, _ = dataset.raw_sample(frame)
+            header = make_header(store, START_NS + frame * 100_000_000, 'cam')
+            bag_time = START_NS + i * 100_000_000
+            writer.write(make_bag.RGB_TOPIC, image_message(store, rgb, 'rgb8', header), bag_time)
+            writer.write(make_bag.AUX_TOPIC, image_message(store, aux, '16UC1', header),
+                         bag_time)
+    code, report = _eval(bag, checkpoints['synthetic_const'], tmp_path, label=False)
+    assert code == 0, report
+    assert report['warnings'] == {'stamp_backwards': 2}
+    assert report['frames']['evaluated'] == 4
+    assert report['frames']['unpaired'] == {'rgb': 0, 'aux': 0}
+
+
+def test_failed_run_still_closes_the_output_bag(synthetic_bags, checkpoints, tmp_path):
+    """An error after the output bag was opened leaves it complete (metadata written)."""
+    segmenter = Segmenter.from_checkpoint(checkpoints['synthetic_const'], device='cpu')
+    out = tmp_path / 'out'
+    with pytest.raises(ValueError, match='label_match'):
+        bag_eval.evaluate_bag(synthetic_bags['sqlite3'], segmenter, make_bag.RGB_TOPIC,
+                              make_bag.AUX_TOPIC, output_bag=out, label_match='nearest',
+                              progress=False)
+    assert (out / 'metadata.yaml').is_file()
+    with BagReader(out) as reader:
+        assert reader.damage is None and reader.counts == {}  # a valid, empty bag
+
+
 def test_unsupported_encoding_is_a_clear_error(checkpoints, tmp_path, capsys):
     """An RGB encoding the codec cannot read stops with exit 2 naming it."""
     bag = _custom_bag(tmp_path / 'bayer', 'sqlite3', rgb_encoding='bayer_rggb8')

@@ -166,6 +166,8 @@ def test_fill_image_rejects_mismatched_array():
         fill_image(SimpleNamespace(), np.zeros((2, 2), np.uint16), 'mono8')
     with pytest.raises(ValueError, match='bogus'):
         fill_image(SimpleNamespace(), np.zeros((2, 2), np.uint8), 'bogus')
+    with pytest.raises(ValueError, match=r'shape=\(4,\)'):  # not an IndexError
+        fill_image(SimpleNamespace(), np.zeros(4, np.uint8), 'mono8')
 
 
 def test_every_listed_encoding_is_tested():

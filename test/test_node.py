@@ -254,3 +254,9 @@ def test_bad_configuration_exits_with_message(ros_env, tmp_path):
     assert node.proc.wait(60) == 1
     node.stop()
     assert "'qos'" in node.output() and 'sensor_data' in node.output()
+    # A wrongly typed override (int for a double) is a clean configuration error too.
+    node = NodeProcess(ros_env, {'checkpoint': missing, 'sync_slop': 1}, tmp_path / 'n3.log')
+    assert node.proc.wait(60) == 1
+    node.stop()
+    assert 'cannot start' in node.output() and 'sync_slop' in node.output()
+    assert 'Traceback' not in node.output()
