@@ -380,3 +380,26 @@ def test_synthetic_folder_round_trip(tmp_path, modality):
             np.testing.assert_array_equal(other, want)
     for x, y in zip(test[1], direct[1]):
         torch.testing.assert_close(x, y)
+
+
+def test_uint16_thermal_percentiles_match_numpy():
+    from smmcl_core.data.preprocess import uint16_percentiles
+
+    rng = np.random.default_rng(3)
+    qs = [0, 1, 37.5, 99, 100]
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        high = int(rng.integers(1, 65536))
+        image = rng.integers(0, high, (h, w), dtype=np.uint16)
+        if trial % 5 == 0:
+            image[:] = image.flat[0]  # flat frame
+        expected = np.percentile(image.astype(np.float64), qs)
+        assert np.allclose(uint16_percentiles(image, qs), expected, rtol=0, atol=1e-9)
+    # The unit map equals the float64 reference path of a real-sized 16-bit frame.
+    frame = rng.normal(30000, 3000, (480, 640)).clip(0, 65535).astype(np.uint16)
+    values = frame.astype(np.float64)
+    lo, hi = np.percentile(values, [1, 99])
+    reference = np.clip((values - lo) / (hi - lo), 0, 1).astype(np.float32)
+    unit = aux_to_unit(frame, 'thermal')
+    assert unit.dtype == np.float32
+    assert np.abs(unit - reference).max() < 1e-6

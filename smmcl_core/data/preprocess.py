@@ -74,6 +74,23 @@ def _depth_to_unit(aux: np.ndarray, depth_max_m: float) -> np.ndarray:
     return np.clip(metres / np.float32(depth_max_m), 0.0, 1.0).astype(np.float32)
 
 
+def uint16_percentiles(image: np.ndarray, percentiles: Sequence[float]) -> list:
+    """``np.percentile(image, percentiles)`` (linear interpolation) for a uint16 image, in O(N).
+
+    The k-th smallest value (0-based) is the first v whose cumulative count exceeds k.
+    """
+    cumulative = np.cumsum(np.bincount(image.ravel(), minlength=1 << 16))
+    last = int(cumulative[-1]) - 1
+    out = []
+    for q in percentiles:
+        position = float(q) / 100.0 * last
+        below = int(np.floor(position))
+        above = min(below + 1, last)
+        v_below, v_above = np.searchsorted(cumulative, [below, above], side='right')
+        out.append(float(v_below) + (float(v_above) - float(v_below)) * (position - below))
+    return out
+
+
 def _thermal_to_unit(aux: np.ndarray, thermal_range: Optional[Sequence[float]],
                      thermal_percentiles: Sequence[float]) -> np.ndarray:
     aux = _single_channel(aux, 'thermal')
@@ -83,6 +100,19 @@ def _thermal_to_unit(aux: np.ndarray, thermal_range: Optional[Sequence[float]],
         raise ValueError(
             f'unsupported thermal encoding ({_describe(aux)}): expected uint8, uint16 or '
             f'float')
+    if aux.dtype == np.uint16:
+        # Radiometric cameras stream 16-bit frames at camera rate: a 65536-bin histogram gives
+        # the same percentiles as np.percentile without sorting, and uint16 has no NaN/inf.
+        if thermal_range is not None:
+            lo, hi = (float(v) for v in thermal_range)
+        else:
+            lo, hi = uint16_percentiles(aux, thermal_percentiles)
+        if not hi > lo:
+            return np.full(aux.shape, 0.5, np.float32)
+        out = aux.astype(np.float32)
+        out -= np.float32(lo)
+        out *= np.float32(1.0 / (hi - lo))
+        return np.clip(out, 0.0, 1.0, out=out)
     values = aux.astype(np.float64)
     finite = np.isfinite(values)
     if thermal_range is not None:
