@@ -87,6 +87,7 @@ class TrainConfig:
     device: str = 'auto'
     out_dir: str = 'runs/experiment'
     ckpt_every: int = 10  # epochs
+    keep_every: int = 0  # also keep epoch_NNNN.pth (weights only) every N epochs; 0 = none
     eval_every: int = 10  # epochs; 0 = only at the end
     log_every: int = 20  # iterations
     max_iters_per_epoch: int = 0  # 0 = the whole loader (for smoke runs)

@@ -290,7 +290,8 @@ def test_torchrun_two_process_ddp_on_cpu(tmp_path):
     out = tmp_path / 'ddp'
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
            '2', '-m', 'smmcl_core.cli.train', '--config', str(SYNTHETIC), *TINY,
-           'train.epochs=2', 'train.eval_every=2', f'train.out_dir={out}']
+           'train.epochs=2', 'train.eval_every=2', 'train.keep_every=1',
+           f'train.out_dir={out}']
     result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'world size 2' in result.stdout
@@ -299,6 +300,9 @@ def test_torchrun_two_process_ddp_on_cpu(tmp_path):
     last = load_checkpoint(out / 'last.pth')
     assert last['epoch'] == 2
     assert not any(k.startswith('module.') for k in last['model'])  # DDP wrapper not stored
+    snapshots = sorted(p.name for p in out.glob('epoch_*.pth'))
+    assert snapshots == ['epoch_0001.pth', 'epoch_0002.pth']
+    assert load_checkpoint(out / 'epoch_0001.pth')['epoch'] == 1
     # The rank-0 evaluation reported by training equals a single-process evaluation.
     report_dir = tmp_path / 'eval'
     assert evaluate_cli.main(['--checkpoint', str(out / 'last.pth'), '--out', str(report_dir),

@@ -9,7 +9,8 @@ Usage::
 Writes into ``train.out_dir``: ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per
 epoch; evaluation fields on evaluated epochs), ``tb/`` (TensorBoard), ``last.pth`` (every
 ``train.ckpt_every`` epochs and at the end, full training state), ``best.pth`` (best mIoU,
-weights + metadata only). Every checkpoint alone is enough for inference (``meta`` holds the
+weights + metadata only), ``epoch_NNNN.pth`` every ``train.keep_every`` epochs (weights +
+metadata; 0 = none). Every checkpoint alone is enough for inference (``meta`` holds the
 preset, classes, palette, normalisation and aux modality).
 
 Determinism: every epoch reseeds python/numpy/torch from ``(train.seed, epoch, rank)``, so a
@@ -358,6 +359,9 @@ class Trainer:
             every = cfg.train.ckpt_every
             if last or (every > 0 and completed % every == 0):
                 self._checkpoint(completed, 'last.pth', full=True)
+            keep = cfg.train.keep_every
+            if keep > 0 and completed % keep == 0:
+                self._checkpoint(completed, f'epoch_{completed:04d}.pth', full=False)
         self.ctx.barrier()
 
 
