@@ -30,6 +30,7 @@ class NodeStats:
         self._latency_ms: List[float] = []  # receive -> published, this window
         self._inference_ms: List[float] = []  # Segmenter.predict only, this window
         self._last_counts: Counter = Counter()
+        self._last_issues: Counter = Counter()
         self._last_time = clock()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -74,7 +75,9 @@ class NodeStats:
             latency, inference = self._latency_ms, self._inference_ms
             self._latency_ms, self._inference_ms = [], []
             self._last_counts, self._last_time = counts, now
-            issues = dict(self._issues)
+            issues = Counter(self._issues)
+            new_issues = issues - self._last_issues
+            self._last_issues = issues
         values = [
             ('device', device),
             ('rgb_rate_hz', f"{window['rgb_in'] / period:.2f}"),
@@ -95,10 +98,16 @@ class NodeStats:
         ]
         values += [(f'input.{topic}.{reason}', str(n))
                    for (topic, reason), n in sorted(issues.items())]
-        if issues.get(('model', 'inference_error')):
+        # The level describes this window, so it recovers once the problem stops; the totals
+        # above keep the history.
+        rejected_now = sum(n for (_, reason), n in new_issues.items()
+                           if reason in REJECTING_REASONS and reason != 'inference_error')
+        if new_issues.get(('model', 'inference_error')):
             level, message = ERROR, 'inference errors'
         elif aux_stale:
             level, message = WARN, 'aux stream silent'
+        elif rejected_now:
+            level, message = WARN, f'rejecting inputs ({rejected_now} in the last period)'
         elif window['dropped']:
             level, message = OK, 'running; dropping frames (model slower than input)'
         else:
