@@ -73,6 +73,9 @@ def main() -> None:
                 if k:  # the first frame warms the node up
                     end_to_end_s.append(time.perf_counter() - start)
         finally:
+            client.spin_for(1.5)  # one more diagnostics period
+            windows = [{kv.key: kv.value for kv in array.status[0].values}
+                       for array in client.diagnostics]
             code = node.stop()
             client.close()
         if code != 0:
@@ -84,6 +87,14 @@ def main() -> None:
     print(f'Segmenter.predict   p50 {p[0]:8.1f} ms   p95 {p[1]:8.1f} ms')
     print(f'node end-to-end     p50 {e[0]:8.1f} ms   p95 {e[1]:8.1f} ms')
     print(f'ratio end-to-end / predict: p50 {e[0] / p[0]:.2f}   p95 {e[1] / p[1]:.2f}')
+    # The node's own /diagnostics split its time: predict inside the node vs receive -> publish.
+    inside = [(float(w['inference_ms_p50']), float(w['latency_ms_p50'])) for w in windows
+              if w.get('inference_ms_p50', 'nan') != 'nan']
+    if inside:
+        infer, total = np.median(np.array(inside), axis=0)
+        print(f'inside the node (median of 1 s windows): predict {infer:.1f} ms, '
+              f'receive -> publish {total:.1f} ms, node overhead {total - infer:.1f} ms '
+              f'({100 * (total - infer) / infer:.1f}%)')
 
 
 if __name__ == '__main__':
