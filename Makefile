@@ -1,9 +1,9 @@
 # Two entry points on a fresh machine: `make demo` (the node on the bundled sample bag) and
 # `make test` (the test suite). Both install what they need first.
 PYTHON ?= python3
-# CPU/CUDA wheels that work together on x86_64 with Python 3.11; override on your robot, e.g.
-# make install TORCH_SPEC="torch torchvision" to keep the CUDA build you already have.
-TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# Any torch >= 2.1 with its matching torchvision; an installed build (e.g. CUDA on a robot) is
+# kept. CI pins its versions before calling `make test` (see .ci/run).
+TORCH_SPEC ?= torch torchvision
 ROS_SPEC ?= ros-jazzy-rclpy[fastrtps] ros-jazzy-sensor-msgs ros-jazzy-std-msgs \
 	ros-jazzy-diagnostic-msgs
 TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package
