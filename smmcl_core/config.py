@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
+import types
 import typing
 from typing import Any
 
@@ -140,7 +141,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__('types'), 'UnionType', None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
