@@ -209,6 +209,17 @@ def test_evaluate_rejects_wrong_modality(untrained_checkpoint, tmp_path, capsys)
     assert 'aux modality' in capsys.readouterr().err
 
 
+def test_evaluate_rejects_bad_scales_naming_the_key(untrained_checkpoint, tmp_path, capsys):
+    code = evaluate_cli.main(['--checkpoint', str(untrained_checkpoint), '--scales', '0',
+                              '--out', str(tmp_path / 'a'), '--workers', '0'])
+    assert code == 2 and 'eval_scales' in capsys.readouterr().err
+    config = tmp_path / 'no_scales.yaml'
+    config.write_text(SYNTHETIC.read_text().replace('eval_scales: [1.0]', 'eval_scales: []'))
+    code = evaluate_cli.main(['--checkpoint', str(untrained_checkpoint), '--config', str(config),
+                              '--out', str(tmp_path / 'b'), '--workers', '0'])
+    assert code == 2 and 'eval_scales' in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------- CPU proof (slow)
 @pytest.mark.slow
 def test_cpu_training_learns_and_evaluate_agrees(trained_run, tmp_path):

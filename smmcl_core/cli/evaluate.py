@@ -167,8 +167,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if crop is None and not args.whole:
         crop = list(cfg.train.eval_crop) or None
     scales = list(args.scales) if args.scales else list(cfg.train.eval_scales)
-    if min(scales) <= 0:
-        raise ValueError(f'--scales must be positive, got {scales}')
+    if not scales or min(scales) <= 0:
+        raise ValueError(f'--scales (or train.eval_scales) must be positive numbers, got {scales}')
     flip = bool(args.flip or cfg.train.eval_flip)
     split = cfg.data.val_split
 
