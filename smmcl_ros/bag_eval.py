@@ -28,7 +28,6 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -201,8 +200,7 @@ class BagEvaluator:
         aux_image = aux.image
         if aux_image.shape[:2] != (height, width):
             self.warnings['aux_resized'] += 1
-            aux_image = cv2.resize(np.ascontiguousarray(aux_image), (width, height),
-                                   interpolation=cv2.INTER_NEAREST)
+            aux_image = image_codec.resize_to(aux_image, height, width)
         if label is not None and label.image.shape[:2] != (height, width):
             self.rejected[LABEL]['label_size_mismatch'] += 1
             label = None

@@ -15,6 +15,7 @@ import array
 import sys
 from typing import Any, Dict, NamedTuple, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 # encoding -> (numpy base dtype, channels)
@@ -209,3 +210,15 @@ def fill_image(msg: Any, image: np.ndarray, encoding: str, header: Any = None) -
     data.frombytes(packed.data)
     msg.data = data
     return msg
+
+
+def resize_to(aux: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An aux image at the RGB resolution, nearest-neighbour so no invented depth/heat values.
+
+    The node and ``smmcl-bag-eval`` both call this, so a bag evaluates what the node would
+    publish. Returns ``aux`` itself when it already has that size.
+    """
+    if aux.shape[:2] == (height, width):
+        return aux
+    return cv2.resize(np.ascontiguousarray(aux), (width, height),
+                      interpolation=cv2.INTER_NEAREST)

@@ -20,7 +20,6 @@ import threading
 import time
 from typing import Any, Dict, Optional, Tuple
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 import rclpy
@@ -290,8 +289,7 @@ class SegmentationNode(Node):
             self._problem(AUX_TOPIC, 'size_mismatch',
                           f'aux {aux.shape[1]}x{aux.shape[0]} != rgb {width}x{height}; '
                           'resized nearest-neighbour to the RGB size', once=True)
-            aux = cv2.resize(np.ascontiguousarray(aux), (width, height),
-                             interpolation=cv2.INTER_NEAREST)
+            aux = image_codec.resize_to(aux, height, width)
         return aux
 
     def _process(self, frame: _Frame) -> None:

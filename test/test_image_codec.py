@@ -175,3 +175,12 @@ def test_every_listed_encoding_is_tested():
     assert set(image_codec.ENCODINGS) - tested == {'8UC3'}
     rgb = decode_rgb(_msg(RGB, 'rgb8'))
     np.testing.assert_array_equal(image_to_array(_msg(RGB, '8UC3')), rgb)
+
+
+def test_resize_to_is_nearest_neighbour_and_keeps_matching_images():
+    depth = np.array([[1000, 0], [2500, 65535]], np.uint16)
+    big = image_codec.resize_to(depth, 4, 6)
+    assert big.shape == (4, 6) and big.dtype == np.uint16
+    assert set(np.unique(big)) == {0, 1000, 2500, 65535}  # no interpolated depths
+    assert big[0, 0] == 1000 and big[3, 5] == 65535 and big[0, 5] == 0 and big[3, 0] == 2500
+    assert image_codec.resize_to(depth, 2, 2) is depth  # no copy when sizes match
