@@ -1,0 +1,174 @@
+"""HHA encoding with torch, on the tensor's device (a robot's GPU next to the model).
+
+The same computation as :mod:`smmcl_core.data.hha` (read that module for the algorithm and
+its conventions), step for step: window sums as separable ``conv2d`` correlations with zero
+padding, the adjugate solve in window-centred pixel offsets, MATLAB's normal orientation,
+the ``getYDir`` iterations and MATLAB's ``uint8`` rounding. Only the 3x3 eigen-problems of
+the gravity iterations run on the CPU (ten tiny solves per frame).
+
+On the CPU the two paths agree to float32 rounding (``test/test_hha.py`` compares them);
+use the numpy path there, it is faster.
+"""
+
+from typing import Any, Callable, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from smmcl_core.data import hha as hha_np
+
+
+def _as_tensor(image: Any, name: str, device: torch.device) -> torch.Tensor:
+    tensor = torch.as_tensor(image, device=device)
+    if tensor.dim() == 3 and tensor.shape[2] == 1:
+        tensor = tensor[:, :, 0]
+    if tensor.dim() != 2 or tensor.shape[0] < 1 or tensor.shape[1] < 1:
+        raise ValueError(f'{name} must be a non-empty (H,W) image, got shape '
+                         f'{tuple(tensor.shape)}')
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise ValueError(f'{name} must be numeric (metres), got dtype {tensor.dtype}')
+    return tensor.to(torch.float32)
+
+
+def _window_kernels(radius: int, device: torch.device) -> torch.Tensor:
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    return torch.stack([torch.ones_like(offsets), offsets, offsets * offsets])  # (3,2r+1)
+
+
+def window_sums(mask: torch.Tensor, inv_depth: torch.Tensor, radius: int
+                ) -> Tuple[torch.Tensor, ...]:
+    """``(s00, s10, s01, s20, s11, s02, t00, t10, t01)``, each ``(H,W)``.
+
+    ``s_pq = sum mask * du^p * dv^q`` and ``t_pq = sum inv_depth * du^p * dv^q`` over the
+    ``(2r+1)^2`` window, zero padded (MATLAB ``filter2``).
+    """
+    size = 2 * radius + 1
+    kernels = _window_kernels(radius, mask.device)
+    x = torch.stack([mask, inv_depth])[None]  # (1,2,H,W)
+    # Horizontal pass: each input with kernels 1, du, du^2 -> (1,6,H,W).
+    rows = F.conv2d(x, kernels.repeat(2, 1).view(6, 1, 1, size), padding=(0, radius),
+                    groups=2)
+    # Vertical pass on the rows each sum needs: (row channel, vertical kernel) per output.
+    plan = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2), (3, 0), (4, 0), (3, 1))
+    picked = rows[:, [r for r, _ in plan]]  # (1,9,H,W)
+    vertical = kernels[[k for _, k in plan]].view(9, 1, size, 1)
+    sums = F.conv2d(picked, vertical, padding=(radius, 0), groups=9)[0]  # (9,H,W)
+    return tuple(sums.unbind(0))
+
+
+def plane_normals(mask: torch.Tensor, inv_depth: torch.Tensor, K: np.ndarray, radius: int,
+                  points: torch.Tensor) -> torch.Tensor:
+    """Unit normals ``(3,H,W)`` (NaN where a window has no plane); see the numpy path."""
+    s00, s10, s01, s20, s11, s02, t00, t10, t01 = window_sums(mask, inv_depth, radius)
+    a = s02 * s00 - s01 * s01
+    b = s10 * s01 - s11 * s00
+    c = s11 * s01 - s10 * s02
+    e = s20 * s00 - s10 * s10
+    f = s11 * s10 - s20 * s01
+    i = s20 * s02 - s11 * s11
+    x1 = a * t10 + b * t01 + c * t00
+    x2 = b * t10 + e * t01 + f * t00
+    x3 = c * t10 + f * t01 + i * t00
+    # Windows whose valid rays span no plane give zero (then NaN), as in exact arithmetic.
+    degenerate = hha_np._determinant(*(s.double() for s in (s00, s10, s01, s20, s11, s02))) == 0
+    x1, x2, x3 = (torch.where(degenerate, 0.0, x) for x in (x1, x2, x3))
+    height, width = mask.shape
+    u = torch.arange(width, dtype=torch.float32, device=mask.device) - float(K[0, 2])
+    v = torch.arange(height, dtype=torch.float32, device=mask.device) - float(K[1, 2])
+    n = torch.stack([x1 * float(K[0, 0]), x2 * float(K[1, 1]),
+                     x3 - x1 * u[None, :] - x2 * v[:, None]])  # (3,H,W)
+    sign = torch.where(n[2] < 0, -1.0, 1.0)
+    facing = (n * points).sum(0) * sign
+    sign = torch.where(facing < 0, -sign, sign)
+    norm = torch.linalg.vector_norm(n, dim=0)
+    return n * (sign / norm)  # norm 0 -> 0 * inf = NaN, as MATLAB's 0/0
+
+
+def estimate_gravity(normals: torch.Tensor) -> np.ndarray:
+    """MATLAB ``getYDir`` on a ``(3,H,W)`` normal field; see ``hha.estimate_gravity``."""
+    flat = normals.reshape(3, -1)
+    nn = flat[:, ~torch.isnan(flat[0])]  # (3,N)
+    y = np.asarray(hha_np.CAMERA_Y, np.float64)
+    if nn.shape[1] == 0:
+        return y
+    pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+    products = torch.stack([nn[i] * nn[j] for i, j in pairs])  # (6,N)
+    for thresh, count in zip(hha_np.GRAVITY_THRESHOLDS_DEG, hha_np.GRAVITY_ITERATIONS):
+        cos_t = float(np.cos(np.deg2rad(thresh)))
+        sin_t = float(np.sin(np.deg2rad(thresh)))
+        for _ in range(int(count)):
+            y_t = torch.as_tensor(y, dtype=torch.float32, device=nn.device)
+            sim = (y_t @ nn).abs()
+            weight = (sim < sin_t).to(torch.float32) - (sim > cos_t).to(torch.float32)
+            six = (products @ weight).double().cpu().numpy()
+            y = hha_np._min_eigenvector(six, y)
+    return y
+
+
+def _to_uint8(values: torch.Tensor) -> torch.Tensor:
+    out = torch.floor(values + 0.5).clamp(0, 255)
+    return torch.nan_to_num(out, nan=0.0).to(torch.uint8)
+
+
+def encode_hha_torch(depth: Any, K: Any, raw_depth: Optional[Any] = None,
+                     gravity_filter: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                     device: Optional[Any] = None) -> Tuple[torch.Tensor, np.ndarray]:
+    """``hha.encode_hha`` with torch: ``(hha uint8 (H,W,3) tensor, gravity (3,))``.
+
+    Args:
+        depth: ``(H,W)`` depth in metres (tensor or array).
+        K: 3x3 intrinsics (0-based pixels).
+        raw_depth: Optional raw depth whose missing pixels stay out of the normal fits.
+        gravity_filter: As in ``hha.encode_hha``.
+        device: Where to compute; default the device of ``depth`` (CPU for arrays).
+    """
+    if device is None:
+        device = depth.device if isinstance(depth, torch.Tensor) else torch.device('cpu')
+    device = torch.device(device)
+    K = hha_np.check_intrinsics(K)
+    z = _as_tensor(depth, 'depth', device) * 100.0  # centimetres
+    valid = torch.isfinite(z) & (z > 0)
+    z = torch.where(valid, z, torch.zeros((), device=device))
+    if raw_depth is not None:
+        raw = _as_tensor(raw_depth, 'raw_depth', device)
+        if raw.shape != z.shape:
+            raise ValueError(f'raw_depth size {tuple(raw.shape)} differs from depth size '
+                             f'{tuple(z.shape)}')
+        valid = valid & torch.isfinite(raw) & (raw > 0)
+    height, width = z.shape
+    u = torch.arange(width, dtype=torch.float32, device=device) - float(K[0, 2])
+    v = torch.arange(height, dtype=torch.float32, device=device) - float(K[1, 2])
+    points = torch.stack([z * (u / float(K[0, 0]))[None, :], z * (v / float(K[1, 1]))[:, None],
+                          z])  # (3,H,W) centimetres
+    mask = valid.to(torch.float32)
+    inv_depth = torch.where(valid, 1.0 / torch.where(valid, z, torch.ones_like(z)),
+                            torch.zeros_like(z))
+
+    gravity = estimate_gravity(plane_normals(mask, inv_depth, K, hha_np.GRAVITY_RADIUS,
+                                             points))
+    if gravity_filter is not None:
+        gravity = hha_np.unit_vector(gravity_filter(gravity))
+    normals = plane_normals(mask, inv_depth, K, hha_np.NORMAL_RADIUS, points)
+
+    disparity = hha_np.DISPARITY_SCALE / torch.clamp(z, min=hha_np.MIN_DEPTH_CM)
+    cos_y = float(np.clip(gravity[1], -1.0, 1.0))  # gravity . camera y axis
+    if np.degrees(np.arccos(cos_y)) > hha_np.ROTATION_EPS_DEG:
+        g = torch.as_tensor(gravity, dtype=torch.float32, device=device)
+        h = -(points * g[:, None, None]).sum(0)
+    else:
+        h = -points[1]
+    lowest = float(h.min())
+    if lowest > hha_np.LOW_FLOOR_CM:
+        lowest = hha_np.DEFAULT_FLOOR_CM
+    h = h - lowest
+    g = torch.as_tensor(gravity, dtype=torch.float32, device=device)
+    cos = torch.nan_to_num((normals * g[:, None, None]).sum(0), nan=-1.0).clamp(-1.0, 1.0)
+    angle = torch.rad2deg(torch.arccos(cos)) + hha_np.ANGLE_OFFSET_DEG
+    hha = torch.stack([_to_uint8(disparity), _to_uint8(h), _to_uint8(angle)], dim=-1)
+    return hha, gravity
+
+
+def depth_to_hha_torch(depth: Any, K: Any, raw_depth: Optional[Any] = None) -> torch.Tensor:
+    """``hha.depth_to_hha`` for tensors: ``uint8 (H,W,3)`` on the device of ``depth``."""
+    return encode_hha_torch(depth, K, raw_depth)[0]
