@@ -16,7 +16,7 @@ OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
 # Counter names whose growth means frames were discarded (the rest were handled and used).
 REJECTING_REASONS = ('unknown_encoding', 'wrong_encoding', 'zero_size', 'bad_step',
-                     'short_data', 'inference_error')
+                     'short_data', 'inference_error', 'no_camera_info', 'malformed_camera_info')
 
 
 class NodeStats:

@@ -36,6 +36,8 @@ RGB_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 AUX_ENCODINGS = {
     'depth': ('16UC1', 'mono16', '32FC1'),
     'thermal': ('mono8', '8UC1', 'mono16', '16UC1'),
+    # HHA checkpoints: raw depth (encoded to HHA with the camera_info) or HHA images.
+    'hha': ('16UC1', 'mono16', '32FC1', 'rgb8'),
 }
 
 _MACHINE_BIG_ENDIAN = sys.byteorder == 'big'

@@ -28,11 +28,12 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
                        ReliabilityPolicy)
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from smmcl_core.visualize import colorize, overlay
 from smmcl_ros import image_codec
+from smmcl_ros.camera_info import CameraInfoError, IntrinsicsCache
 from smmcl_ros.diagnostics import NodeStats
 from smmcl_ros.params import declare_and_read, NodeParams, ParameterError
 from smmcl_ros.render import labels_json
@@ -41,6 +42,7 @@ from smmcl_ros.sync import ApproximateTimeSynchronizer, stamp_ns
 NODE_NAME = 'smmcl_segmentation'
 RGB_TOPIC = 'rgb/image'
 AUX_TOPIC = 'aux/image'
+AUX_INFO_TOPIC = 'aux/camera_info'  # intrinsics of aux/image, for HHA checkpoints
 RGB, AUX = 0, 1  # synchroniser ports
 
 
@@ -118,6 +120,14 @@ class SegmentationNode(Node):
 
         self.create_subscription(Image, RGB_TOPIC, self._on_rgb, qos)
         self.create_subscription(Image, AUX_TOPIC, self._on_aux, qos)
+        self._intrinsics = IntrinsicsCache()
+        self._hha = None  # HHA checkpoints: depth is encoded per frame in the inference thread
+        if self.modality == 'hha':
+            from smmcl_core.data.hha_live import HHAEncoder
+            self._hha = HHAEncoder(self.params.hha_gravity_smoothing,
+                                   self.segmenter.device if self.device.startswith('cuda')
+                                   else None)
+            self.create_subscription(CameraInfo, AUX_INFO_TOPIC, self._on_aux_info, qos)
         self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
             f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
@@ -224,6 +234,18 @@ class SegmentationNode(Node):
         self._last_aux = now
         self._sync.add(AUX, stamp, (msg, aux, now))
 
+    def _on_aux_info(self, msg: CameraInfo) -> None:
+        try:
+            changed = self._intrinsics.update(msg)
+        except CameraInfoError as err:
+            self._problem(AUX_INFO_TOPIC, err.reason, err.detail)
+            return
+        if changed:
+            K = self._intrinsics.current.K
+            self.get_logger().info(
+                f'{AUX_INFO_TOPIC}: intrinsics fx={K[0, 0]:.2f} fy={K[1, 1]:.2f} '
+                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for HHA encoding')
+
     def _on_pair(self, rgb_item, aux_item) -> None:
         """Synchroniser callback: only store the newest pair (runs under the sync lock)."""
         rgb_msg, rgb, received = rgb_item
@@ -274,17 +296,35 @@ class SegmentationNode(Node):
             except Exception as err:  # never let one frame kill the thread
                 self._problem('model', 'inference_error', f'{type(err).__name__}: {err}')
 
-    def _aux_for(self, frame: _Frame) -> np.ndarray:
-        """The raw aux image at RGB resolution (an all-invalid one in RGB-only mode)."""
+    def _aux_for(self, frame: _Frame) -> Optional[np.ndarray]:
+        """The raw aux image at RGB resolution (an all-invalid one in RGB-only mode).
+
+        None when an HHA checkpoint's depth cannot be encoded (no valid camera_info yet).
+        """
         height, width = frame.rgb.shape[:2]
         if frame.aux is None:
             self.stats.count('rgb_only')
+            if self._hha is not None:
+                from smmcl_core.data.hha_live import missing_depth_hha
+                return missing_depth_hha(height, width)
             dtype = np.uint16 if self.modality == 'depth' else np.uint8
             return np.zeros((height, width), dtype)  # 0 = invalid depth / coldest thermal
         aux = frame.aux
         if aux.dtype.kind == 'f' and not np.isfinite(aux).all():
             self._problem(AUX_TOPIC, 'nonfinite_depth',
                           'NaN/inf pixels treated as invalid (0)')
+        if self._hha is not None and aux.ndim == 2:  # depth: HHA at its own resolution
+            try:
+                K = self._intrinsics.lookup(*aux.shape)
+            except CameraInfoError as err:
+                self._problem(AUX_INFO_TOPIC, err.reason, f'{err.detail}; frame skipped')
+                return None
+            if self._intrinsics.size_mismatch is not None:
+                (ih, iw), (dh, dw) = self._intrinsics.size_mismatch
+                self._problem(AUX_INFO_TOPIC, 'camera_info_size_mismatch',
+                              f'camera_info is {iw}x{ih}, depth {dw}x{dh}; intrinsics scaled',
+                              once=True)
+            aux = self._hha.encode(aux, K)
         if aux.shape != (height, width):
             self._problem(AUX_TOPIC, 'size_mismatch',
                           f'aux {aux.shape[1]}x{aux.shape[0]} != rgb {width}x{height}; '
@@ -294,6 +334,8 @@ class SegmentationNode(Node):
 
     def _process(self, frame: _Frame) -> None:
         aux = self._aux_for(frame)
+        if aux is None:
+            return
         rgb = frame.rgb
         want_conf = self._pub_conf is not None and self._pub_conf.get_subscription_count() > 0
         start = time.monotonic()

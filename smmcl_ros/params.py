@@ -24,6 +24,7 @@ DEFAULTS: Dict[str, Any] = {
     'on_missing_aux': 'wait',
     'diagnostics_period': 1.0,
     'log_throttle_sec': 5.0,
+    'hha_gravity_smoothing': 0.0,
 }
 # Declared separately: a string array has no usable empty default in rclpy (an empty list is
 # typed as a byte array), so it is declared by type and read with an empty fallback.
@@ -32,7 +33,7 @@ CLASS_NAMES = 'class_names'
 CHOICES: Dict[str, Tuple[str, ...]] = {
     'device': ('auto', 'cpu', 'cuda'),
     'precision': ('fp32', 'fp16'),
-    'aux_modality': ('', 'depth', 'thermal'),
+    'aux_modality': ('', 'depth', 'thermal', 'hha'),
     'qos': ('sensor_data', 'reliable'),
     'on_missing_aux': ('wait', 'rgb_only'),
 }
@@ -61,6 +62,7 @@ class NodeParams:
     on_missing_aux: str
     diagnostics_period: float
     log_throttle_sec: float
+    hha_gravity_smoothing: float = 0.0
     class_names: Tuple[str, ...] = ()
 
 
@@ -89,6 +91,9 @@ def validate(values: Dict[str, Any]) -> NodeParams:
     if not 0.0 <= float(values['overlay_alpha']) <= 1.0:
         raise ParameterError(
             f"parameter 'overlay_alpha' must be in [0, 1], got {values['overlay_alpha']!r}")
+    if not 0.0 <= float(values.get('hha_gravity_smoothing', 0.0)) < 1.0:
+        raise ParameterError(f"parameter 'hha_gravity_smoothing' must be in [0, 1), got "
+                             f"{values['hha_gravity_smoothing']!r}")
     kwargs = {f.name: values[f.name] for f in fields(NodeParams) if f.name in values}
     kwargs['class_names'] = tuple(values.get(CLASS_NAMES) or ())
     return NodeParams(**kwargs)
