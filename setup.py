@@ -62,6 +62,7 @@ setup(
             _console('smmcl-evaluate', 'smmcl_core.cli.evaluate:main'),
             _console('smmcl-tsne', 'smmcl_core.cli.tsne:main'),
             _console('smmcl-export', 'smmcl_core.cli.export:main'),
+            _console('smmcl-make-hha', 'smmcl_core.cli.make_hha:main'),
             _console('smmcl-segmentation-node', 'smmcl_ros.node:main'),
             _console('segmentation_node', 'smmcl_ros.node:main'),
             _console('smmcl-bag-eval', 'smmcl_ros.bag_eval:main'),

@@ -6,6 +6,12 @@ header stamp with the node's :class:`~smmcl_ros.sync.ApproximateTimeSynchronizer
 ``--slop``/``--queue-size`` defaults as the node parameters), aux resized nearest-neighbour
 to the RGB size when they differ, then segmented by ``Segmenter.predict``.
 
+HHA checkpoints (meta ``aux_modality: hha``) take the aux topic either as HHA images
+(``rgb8``) or as depth (``16UC1`` mm / ``32FC1`` m); depth is encoded to HHA exactly as the node
+does (``HHAEncoder``), with the intrinsics of the ``--camera-info-topic`` message nearest in
+time (``smmcl-make-bag`` records ``/camera/color/camera_info``, the camera the aux image is
+registered to).
+
 Labels (``--label-topic``, mono8 train ids, ``ignore_index`` skipped) are matched to pairs
 either by exactly the RGB header stamp (``--label-match exact``, the default) or as a third
 synchroniser input (``--label-match sync``). With labels the report holds the confusion-matrix
@@ -35,11 +41,13 @@ from smmcl_core.visualize import colorize
 from smmcl_ros import image_codec
 from smmcl_ros.bag_io import (BagReader, BagReadError, BagWriter, image_message, IMAGE_TYPE,
                               MessageDecodeError, STORAGES, UnknownTopicError)
+from smmcl_ros.camera_info import CameraInfoError, IntrinsicsTimeline
 from smmcl_ros.params import DEFAULTS
 from smmcl_ros.sync import ApproximateTimeSynchronizer, stamp_ns
 
 MASK_TOPIC = '/segmentation/mask'
 COLOR_TOPIC = '/segmentation/color'
+CAMERA_INFO_TOPIC = '/camera/color/camera_info'  # what smmcl-make-bag records
 LABEL_ENCODINGS = ('mono8', '8UC1')
 FATAL_REASONS = ('unknown_encoding', 'wrong_encoding')
 RGB, AUX, LABEL = 'rgb', 'aux', 'label'
@@ -78,11 +86,15 @@ class BagEvaluator:
         writer: Optional :class:`BagWriter` for the masks.
         mask_topic: Output topic for the mono8 masks.
         color_topic: Output topic for the rgb8 colour masks (``''`` = none).
+        intrinsics: Camera_info by stamp, for HHA checkpoints fed depth (None: none recorded).
+        hha_gravity_smoothing: As the node parameter of that name.
     """
 
     def __init__(self, segmenter: Any, topics: Dict[str, str], slop: float, queue_size: int,
                  label_match: str = 'exact', writer: Optional[BagWriter] = None,
-                 mask_topic: str = MASK_TOPIC, color_topic: str = COLOR_TOPIC) -> None:
+                 mask_topic: str = MASK_TOPIC, color_topic: str = COLOR_TOPIC,
+                 intrinsics: Optional[IntrinsicsTimeline] = None,
+                 hha_gravity_smoothing: float = 0.0) -> None:
         if label_match not in ('exact', 'sync'):
             raise ValueError(f'label_match must be exact or sync, got {label_match!r}')
         self.segmenter = segmenter
@@ -104,6 +116,13 @@ class BagEvaluator:
         self.with_label = 0
         self.labels_unmatched = 0
         self.latencies: List[float] = []
+        self.intrinsics = intrinsics
+        self.hha = None
+        if segmenter.aux_modality == 'hha':
+            from smmcl_core.data.hha_live import HHAEncoder
+            device = getattr(segmenter, 'device', None)
+            self.hha = HHAEncoder(hha_gravity_smoothing,
+                                  device if str(device).startswith('cuda') else None)
         self.confusion = None
         if self.has_labels:
             from smmcl_core.metrics import ConfusionMatrix
@@ -198,6 +217,10 @@ class BagEvaluator:
     def _evaluate(self, rgb: _Frame, aux: _Frame, label: Optional[_Frame]) -> None:
         height, width = rgb.image.shape[:2]
         aux_image = aux.image
+        if self.hha is not None and aux_image.ndim == 2:  # depth for an HHA checkpoint
+            aux_image = self._encode_hha(aux)
+            if aux_image is None:
+                return
         if aux_image.shape[:2] != (height, width):
             self.warnings['aux_resized'] += 1
             aux_image = image_codec.resize_to(aux_image, height, width)
@@ -222,6 +245,17 @@ class BagEvaluator:
                 color = colorize(mask, self.segmenter.palette)
                 self.writer.write(self.color_topic,
                                   image_message(store, color, 'rgb8', header), rgb.timestamp)
+
+    def _encode_hha(self, aux: _Frame) -> Optional[np.ndarray]:
+        if self.intrinsics is None:
+            raise EvalError(f'the checkpoint takes HHA and {self.topics[AUX]} carries depth, '
+                            'but the bag has no camera_info topic for it (--camera-info-topic)')
+        try:
+            K = self.intrinsics.lookup(stamp_ns(aux.msg), *aux.image.shape)
+        except CameraInfoError as err:
+            self.warnings[err.reason] += 1  # the pair is not evaluated
+            return None
+        return self.hha.encode(aux.image, K)
 
     # ---- report -------------------------------------------------------------------------
     def report(self) -> Dict[str, Any]:
@@ -280,12 +314,35 @@ def _feed(reader: BagReader, evaluator: BagEvaluator, bar: Any) -> Tuple[bool, O
     return False, None
 
 
+def read_intrinsics(reader: BagReader, topic: str) -> Optional[IntrinsicsTimeline]:
+    """Every camera_info on ``topic`` by header stamp (None when the bag lacks the topic).
+
+    A damaged bag yields the messages readable before the damage.
+    """
+    if not topic or topic not in reader.topics:
+        return None
+    timeline = IntrinsicsTimeline()
+    try:
+        for message in reader.messages([topic]):
+            try:
+                msg = reader.deserialize(message)
+            except MessageDecodeError:
+                timeline.malformed += 1
+                continue
+            timeline.add(stamp_ns(msg), msg)
+    except BagReadError:
+        pass  # the main pass reports the damage
+    return timeline
+
+
 def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
                  label_topic: Optional[str] = None, output_bag: Optional[Path] = None,
                  storage: str = 'sqlite3', slop: float = DEFAULTS['sync_slop'],
                  queue_size: int = DEFAULTS['sync_queue_size'], label_match: str = 'exact',
                  mask_topic: str = MASK_TOPIC, color_topic: str = COLOR_TOPIC,
-                 progress: Optional[bool] = None) -> Dict[str, Any]:
+                 progress: Optional[bool] = None,
+                 camera_info_topic: str = CAMERA_INFO_TOPIC,
+                 hha_gravity_smoothing: float = 0.0) -> Dict[str, Any]:
     """Evaluate ``segmenter`` on a bag; never raises for a damaged bag.
 
     Returns:
@@ -308,8 +365,10 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
         # The writer closes on every path, so a failing run still leaves a complete bag.
         with (BagWriter(output_bag, storage) if output_bag is not None
               else contextlib.nullcontext()) as writer:
+            intrinsics = (read_intrinsics(reader, camera_info_topic)
+                          if segmenter.aux_modality == 'hha' else None)
             evaluator = BagEvaluator(segmenter, topics, slop, queue_size, label_match, writer,
-                                     mask_topic, color_topic)
+                                     mask_topic, color_topic, intrinsics, hha_gravity_smoothing)
             total = sum(reader.counts.get(t, 0) for t in topics.values())
             with tqdm(total=total, unit='msg', desc=Path(bag).name, disable=progress is False
                       or (progress is None and not sys.stderr.isatty())) as bar:
@@ -357,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help='synchroniser slop in seconds (node parameter sync_slop)')
     parser.add_argument('--queue-size', type=int, default=DEFAULTS['sync_queue_size'],
                         help='synchroniser queue size (node parameter sync_queue_size)')
+    parser.add_argument('--camera-info-topic', default=CAMERA_INFO_TOPIC,
+                        help='intrinsics of the aux depth, for HHA checkpoints')
+    parser.add_argument('--hha-gravity-smoothing', type=float, default=0.0,
+                        help='HHA checkpoints: as the node parameter hha_gravity_smoothing')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32')
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
@@ -400,7 +463,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = evaluate_bag(
             args.bag, segmenter, args.rgb_topic, args.aux_topic, args.label_topic or None,
             args.output_bag, args.storage, args.slop, args.queue_size, args.label_match,
-            args.mask_topic, args.color_topic, progress=False if args.no_progress else None)
+            args.mask_topic, args.color_topic, progress=False if args.no_progress else None,
+            camera_info_topic=args.camera_info_topic,
+            hha_gravity_smoothing=args.hha_gravity_smoothing)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         # UnknownTopicError / BagOpenError are RuntimeErrors; checkpoint errors ValueErrors.
         message = str(err) if not isinstance(err, KeyError) else str(err.args[0])

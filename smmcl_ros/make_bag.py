@@ -20,12 +20,16 @@ topic (default)             type                         content
 /segmentation/label         sensor_msgs/Image            ``mono8`` train ids (255 = ignore)
 /camera/color/camera_info   sensor_msgs/CameraInfo       pinhole ``K``, no distortion
 =========================== ============================ ==================================
+
+``K``: for ``--dataset nyudv2`` the NYUv2 colour camera (scaled to the image size), the
+intrinsics its HHA images are made with, so ``smmcl-bag-eval`` encodes depth frames to HHA as
+training did; otherwise ``--focal`` (default ``0.81 * width``) with the centre pixel.
 """
 
 import argparse
 from pathlib import Path
 import sys
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -98,7 +102,8 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
               frame_id: str = FRAME_ID, rgb_topic: str = RGB_TOPIC, aux_topic: str = AUX_TOPIC,
               label_topic: str = LABEL_TOPIC, info_topic: str = INFO_TOPIC,
               depth_encoding: str = 'raw', focal: Optional[float] = None,
-              aux_offset_ms: float = 0.0, progress: Optional[bool] = None) -> Path:
+              aux_offset_ms: float = 0.0, progress: Optional[bool] = None,
+              intrinsics: Optional[Callable[[int, int], np.ndarray]] = None) -> Path:
     """Write ``samples`` as a bag (see the module docstring for topics and stamps).
 
     Args:
@@ -118,6 +123,8 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
         focal: Focal length in pixels (default ``0.81 * width``).
         aux_offset_ms: Added to the aux stamps (to exercise the synchroniser's slop).
         progress: tqdm bar (``None`` = only on a terminal).
+        intrinsics: ``K`` of a ``height x width`` frame for the camera_info (overrides
+            ``focal``).
 
     Returns:
         ``out``.
@@ -143,10 +150,14 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
             if label_topic and label is not None:
                 writer.write(label_topic, image_message(store, label, 'mono8', header), stamp)
             if info_topic:
-                f = float(focal) if focal else FOCAL_PER_WIDTH * width
+                if intrinsics is not None:
+                    K = intrinsics(height, width)
+                    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+                else:
+                    fx = fy = float(focal) if focal else FOCAL_PER_WIDTH * width
+                    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
                 writer.write(info_topic, camera_info_message(
-                    store, header, height, width, f, f, (width - 1) / 2.0,
-                    (height - 1) / 2.0), stamp)
+                    store, header, height, width, fx, fy, cx, cy), stamp)
             bar.update(1)
     bar.close()
     return Path(out)
@@ -190,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dataset_intrinsics(args: argparse.Namespace) -> Optional[Callable[[int, int], Any]]:
+    if args.dataset == 'nyudv2' and not args.focal:
+        from smmcl_core.data.hha import nyu_intrinsics
+        return nyu_intrinsics
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: 0 on success, 2 on bad arguments or unreadable data."""
     parser = build_parser()
@@ -214,7 +232,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.out, (raw_sample(i) for i in range(count)), count, modality, args.rate,
             args.storage, args.start_time, args.frame_id, args.rgb_topic, args.aux_topic,
             args.label_topic, args.info_topic, args.depth_encoding, args.focal,
-            args.aux_offset_ms, progress=False if args.no_progress else None)
+            args.aux_offset_ms, progress=False if args.no_progress else None,
+            intrinsics=_dataset_intrinsics(args))
     except (OSError, ValueError, KeyError) as err:
         message = str(err.args[0]) if isinstance(err, KeyError) else str(err)
         print(f'smmcl-make-bag: error: {message}', file=sys.stderr)

@@ -1,1 +1,1 @@
-"""Command-line tools: smmcl-train, smmcl-evaluate, smmcl-tsne, smmcl-export."""
+"""Command-line tools: smmcl-train, smmcl-evaluate, smmcl-tsne, smmcl-export, smmcl-make-hha."""

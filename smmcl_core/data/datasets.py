@@ -21,6 +21,9 @@ entries, as in the CMX lists, are dropped)::
 
     root/RGB/NAME.{png,jpg}  root/Depth/NAME.png (uint16 mm) or root/HHA/NAME.{png,jpg}
     root/Label/NAME.png  root/{train,test}.txt
+  With ``aux_modality='hha'`` and no ``HHA/`` folder, HHA is computed from ``Depth/`` on the
+  fly (``smmcl_core.data.hha``, NYUv2 colour-camera intrinsics scaled to the image size, or
+  ``intrinsics=K``); ``smmcl-make-hha`` writes the same images once, which trains faster.
 
 LLRGBD-synthetic (14 classes incl. void, label 0..13 used as is, as released)::
 
@@ -62,6 +65,7 @@ import torch
 from torch.utils.data import Dataset
 import yaml
 
+from smmcl_core.data import hha
 from smmcl_core.data.classes import (DatasetInfo, IGNORE_INDEX, LLRGBD_CLASSES,
                                      LLRGBD_PALETTE, MFNET_CLASSES, MFNET_PALETTE,
                                      NYU40_CLASSES, palette_array, voc_palette)
@@ -283,13 +287,19 @@ class NYUDv2Dataset(RGBXDataset):
     SPLITS = ('train', 'test')
 
     def __init__(self, root: Path, split: str = 'train', aux_modality: str = 'depth',
-                 **kwargs):
+                 intrinsics: Optional[Any] = None, **kwargs):
         super().__init__(**kwargs)
         _check_split(split, self.SPLITS, 'nyudv2')
         if aux_modality not in ('depth', 'hha'):
             raise ValueError(f'nyudv2 aux_modality must be depth or hha, got {aux_modality!r}')
         self.root = _check_root(root, 'nyudv2')
         self.aux_folder = 'Depth' if aux_modality == 'depth' else 'HHA'
+        # HHA from Depth/ when no HHA/ was shipped (same encoding as the robot's live HHA).
+        self.hha_from_depth = (aux_modality == 'hha' and not (self.root / 'HHA').is_dir()
+                               and (self.root / 'Depth').is_dir())
+        if self.hha_from_depth:
+            self.aux_folder = 'Depth'
+        self.intrinsics = None if intrinsics is None else hha.check_intrinsics(intrinsics)
         self.names = [n[len('RGB/'):] if n.startswith('RGB/') else n
                       for n in read_split(self.root / f'{split}.txt')]
         self.label_lut = shifted_lut(len(NYU40_CLASSES))
@@ -297,12 +307,28 @@ class NYUDv2Dataset(RGBXDataset):
                                 aux_modality=aux_modality)
         self._setup_transform()
 
+    def intrinsics_for(self, height: int, width: int) -> np.ndarray:
+        """``K`` of this dataset's images of ``height x width`` (0-based pixels)."""
+        if self.intrinsics is not None:
+            return self.intrinsics
+        return hha.nyu_intrinsics(height, width)
+
     def _read(self, name: str):
         rgb_path = find_file(self.root / 'RGB', name, IMAGE_EXTENSIONS)
         aux_path = find_file(self.root / self.aux_folder, name, AUX_EXTENSIONS)
         label_path = find_file(self.root / 'Label', name, ('.png',))
-        return (read_rgb(rgb_path), read_aux(aux_path, self.aux_modality),
-                read_label(label_path), [rgb_path, aux_path, label_path])
+        if self.hha_from_depth:
+            from smmcl_core.data.hha_live import depth_to_metres
+            depth = read_aux(aux_path, 'depth')
+            try:
+                metres = depth_to_metres(depth)
+            except ValueError as exc:
+                raise ValueError(f'cannot compute HHA from {aux_path}: {exc}') from exc
+            aux = hha.depth_to_hha(metres, self.intrinsics_for(*metres.shape))
+        else:
+            aux = read_aux(aux_path, self.aux_modality)
+        return (read_rgb(rgb_path), aux, read_label(label_path),
+                [rgb_path, aux_path, label_path])
 
 
 class LLRGBDDataset(RGBXDataset):
