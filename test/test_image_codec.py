@@ -138,8 +138,14 @@ def test_wrong_encoding_per_stream():
     with pytest.raises(ImageDecodeError) as info:
         decode_aux(_msg(depth.astype(np.float32), '32FC1'), 'thermal')
     assert info.value.reason == 'wrong_encoding'
-    with pytest.raises(ValueError, match='hha'):
-        decode_aux(_msg(depth, '16UC1'), 'hha')
+    # HHA checkpoints take depth (encoded with the camera_info) or HHA images, nothing else.
+    np.testing.assert_array_equal(decode_aux(_msg(depth, '16UC1'), 'hha'), depth)
+    assert decode_aux(_msg(RGB, 'rgb8'), 'hha').shape == RGB.shape
+    with pytest.raises(ImageDecodeError) as info:
+        decode_aux(_msg(depth.astype(np.uint8), 'mono8'), 'hha')
+    assert info.value.reason == 'wrong_encoding'
+    with pytest.raises(ValueError, match='lidar'):
+        decode_aux(_msg(depth, '16UC1'), 'lidar')
 
 
 @pytest.mark.parametrize('encoding,array', [
