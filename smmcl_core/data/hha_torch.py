@@ -1,10 +1,15 @@
 """HHA encoding with torch, on the tensor's device (a robot's GPU next to the model).
 
 The same computation as :mod:`smmcl_core.data.hha` (read that module for the algorithm and
-its conventions), step for step: window sums as separable ``conv2d`` correlations with zero
-padding, the adjugate solve in window-centred pixel offsets, MATLAB's normal orientation,
-the ``getYDir`` iterations and MATLAB's ``uint8`` rounding. Only the 3x3 eigen-problems of
-the gravity iterations run on the CPU (ten tiny solves per frame).
+its conventions), step for step: window sums with zero padding, the adjugate solve in
+window-centred pixel offsets, MATLAB's normal orientation, the ``getYDir`` iterations and
+MATLAB's ``uint8`` rounding. Only the 3x3 eigen-problems of the gravity iterations run on the
+CPU (ten tiny solves per frame).
+
+Window sums come from float64 integral images (``cumsum``) of the mask and inverse depth times
+pixel coordinates, expanded around each window's centre: exact integers for the mask
+moments, so the rank test of a window is exact, and no ``conv2d`` whose algorithm (FFT,
+Winograd, TF32 on Ampere GPUs) the backend picks.
 
 On the CPU the two paths agree to float32 rounding (``test/test_hha.py`` compares them);
 use the numpy path there, it is faster.
@@ -31,36 +36,50 @@ def _as_tensor(image: Any, name: str, device: torch.device) -> torch.Tensor:
     return tensor.to(torch.float32)
 
 
-def _window_kernels(radius: int, device: torch.device) -> torch.Tensor:
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    return torch.stack([torch.ones_like(offsets), offsets, offsets * offsets])  # (3,2r+1)
+class WindowSums:
+    """Window sums of one frame from float64 integral images (O(1) per pixel and radius).
 
-
-def window_sums(mask: torch.Tensor, inv_depth: torch.Tensor, radius: int
-                ) -> Tuple[torch.Tensor, ...]:
-    """``(s00, s10, s01, s20, s11, s02, t00, t10, t01)``, each ``(H,W)``.
-
-    ``s_pq = sum mask * du^p * dv^q`` and ``t_pq = sum inv_depth * du^p * dv^q`` over the
-    ``(2r+1)^2`` window, zero padded (MATLAB ``filter2``).
+    Channels (float64, exact for the integer ones): ``m, m u, m v, m u^2, m u v, m v^2, w,
+    w u, w v`` with ``m`` the mask, ``w`` the inverse depth and ``u, v`` pixel coordinates.
     """
-    size = 2 * radius + 1
-    kernels = _window_kernels(radius, mask.device)
-    x = torch.stack([mask, inv_depth])[None]  # (1,2,H,W)
-    # Horizontal pass: each input with kernels 1, du, du^2 -> (1,6,H,W).
-    rows = F.conv2d(x, kernels.repeat(2, 1).view(6, 1, 1, size), padding=(0, radius),
-                    groups=2)
-    # Vertical pass on the rows each sum needs: (row channel, vertical kernel) per output.
-    plan = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2), (3, 0), (4, 0), (3, 1))
-    picked = rows[:, [r for r, _ in plan]]  # (1,9,H,W)
-    vertical = kernels[[k for _, k in plan]].view(9, 1, size, 1)
-    sums = F.conv2d(picked, vertical, padding=(radius, 0), groups=9)[0]  # (9,H,W)
-    return tuple(sums.unbind(0))
+
+    def __init__(self, mask: torch.Tensor, inv_depth: torch.Tensor) -> None:
+        height, width = mask.shape
+        device = mask.device
+        self.u = torch.arange(width, dtype=torch.float64, device=device)[None, :]  # (1,W)
+        self.v = torch.arange(height, dtype=torch.float64, device=device)[:, None]  # (H,1)
+        m, w = mask.double(), inv_depth.double()
+        self.channels = torch.stack([m, m * self.u, m * self.v, m * self.u * self.u,
+                                     m * self.u * self.v, m * self.v * self.v,
+                                     w, w * self.u, w * self.v])  # (9,H,W)
+
+    def box(self, radius: int) -> torch.Tensor:
+        """``(9,H,W)`` sums over the ``(2r+1)^2`` windows, zero outside the image."""
+        size = 2 * radius + 1
+        # Zero border of r (+1 leading row/column for the integral image's origin).
+        padded = F.pad(self.channels, (radius + 1, radius, radius + 1, radius))
+        s = padded.cumsum(1).cumsum(2)  # (9,H+2r+1,W+2r+1)
+        return (s[:, size:, size:] - s[:, :-size, size:] - s[:, size:, :-size]
+                + s[:, :-size, :-size])
+
+    def moments(self, radius: int) -> Tuple[torch.Tensor, ...]:
+        """``(s00, s10, s01, s20, s11, s02, t00, t10, t01)`` float32, each ``(H,W)``.
+
+        ``s_pq = sum mask du^p dv^q``, ``t_pq = sum inv_depth du^p dv^q`` with ``du, dv`` the
+        offsets from the window centre (MATLAB ``filter2`` with zero padding).
+        """
+        a00, a10, a01, a20, a11, a02, b00, b10, b01 = self.box(radius).unbind(0)
+        u, v = self.u, self.v
+        sums = (a00, a10 - u * a00, a01 - v * a00, a20 - 2 * u * a10 + u * u * a00,
+                a11 - u * a01 - v * a10 + u * v * a00, a02 - 2 * v * a01 + v * v * a00,
+                b00, b10 - u * b00, b01 - v * b00)
+        return tuple(s.float() for s in sums)
 
 
-def plane_normals(mask: torch.Tensor, inv_depth: torch.Tensor, K: np.ndarray, radius: int,
-                  points: torch.Tensor) -> torch.Tensor:
+def plane_normals(sums: WindowSums, K: np.ndarray, radius: int, points: torch.Tensor
+                  ) -> torch.Tensor:
     """Unit normals ``(3,H,W)`` (NaN where a window has no plane); see the numpy path."""
-    s00, s10, s01, s20, s11, s02, t00, t10, t01 = window_sums(mask, inv_depth, radius)
+    s00, s10, s01, s20, s11, s02, t00, t10, t01 = sums.moments(radius)
     a = s02 * s00 - s01 * s01
     b = s10 * s01 - s11 * s00
     c = s11 * s01 - s10 * s02
@@ -73,9 +92,9 @@ def plane_normals(mask: torch.Tensor, inv_depth: torch.Tensor, K: np.ndarray, ra
     # Windows whose valid rays span no plane give zero (then NaN), as in exact arithmetic.
     degenerate = hha_np._determinant(*(s.double() for s in (s00, s10, s01, s20, s11, s02))) == 0
     x1, x2, x3 = (torch.where(degenerate, 0.0, x) for x in (x1, x2, x3))
-    height, width = mask.shape
-    u = torch.arange(width, dtype=torch.float32, device=mask.device) - float(K[0, 2])
-    v = torch.arange(height, dtype=torch.float32, device=mask.device) - float(K[1, 2])
+    height, width = s00.shape
+    u = torch.arange(width, dtype=torch.float32, device=s00.device) - float(K[0, 2])
+    v = torch.arange(height, dtype=torch.float32, device=s00.device) - float(K[1, 2])
     n = torch.stack([x1 * float(K[0, 0]), x2 * float(K[1, 1]),
                      x3 - x1 * u[None, :] - x2 * v[:, None]])  # (3,H,W)
     sign = torch.where(n[2] < 0, -1.0, 1.0)
@@ -145,11 +164,11 @@ def encode_hha_torch(depth: Any, K: Any, raw_depth: Optional[Any] = None,
     inv_depth = torch.where(valid, 1.0 / torch.where(valid, z, torch.ones_like(z)),
                             torch.zeros_like(z))
 
-    gravity = estimate_gravity(plane_normals(mask, inv_depth, K, hha_np.GRAVITY_RADIUS,
-                                             points))
+    sums = WindowSums(mask, inv_depth)
+    gravity = estimate_gravity(plane_normals(sums, K, hha_np.GRAVITY_RADIUS, points))
     if gravity_filter is not None:
         gravity = hha_np.unit_vector(gravity_filter(gravity))
-    normals = plane_normals(mask, inv_depth, K, hha_np.NORMAL_RADIUS, points)
+    normals = plane_normals(sums, K, hha_np.NORMAL_RADIUS, points)
 
     disparity = hha_np.DISPARITY_SCALE / torch.clamp(z, min=hha_np.MIN_DEPTH_CM)
     cos_y = float(np.clip(gravity[1], -1.0, 1.0))  # gravity . camera y axis
