@@ -182,3 +182,66 @@ def test_bag_eval_encodes_depth_with_recorded_camera_info(shared_data, hha_check
                           '--no-progress', '--report', str(report_path)])
     report = json.loads(report_path.read_text())
     assert code == 2 and '--camera-info-topic' in report['error']
+
+
+# --- camera_info -------------------------------------------------------------------------
+def _camera_info(k, height=480, width=640, binning=(0, 0), roi=None):
+    from types import SimpleNamespace
+
+    roi = roi or (0, 0, 0, 0)
+    return SimpleNamespace(k=list(np.asarray(k, float).ravel()), height=height, width=width,
+                           binning_x=binning[0], binning_y=binning[1],
+                           roi=SimpleNamespace(x_offset=roi[0], y_offset=roi[1],
+                                               width=roi[2], height=roi[3]))
+
+
+def test_camera_info_parsing_and_cache():
+    from smmcl_ros.camera_info import (CameraInfoError, intrinsics_from_msg, IntrinsicsCache,
+                                       IntrinsicsTimeline)
+
+    K = hha.NYU_DEPTH_V2_K
+    parsed = intrinsics_from_msg(_camera_info(K))
+    np.testing.assert_array_equal(parsed.K, K)
+    assert (parsed.height, parsed.width) == (480, 640)
+    # Binning 2x2 and a region of interest, as image_geometry computes them.
+    binned = intrinsics_from_msg(_camera_info(K, binning=(2, 2)))
+    np.testing.assert_allclose(binned.K[:2], K[:2] / 2)
+    assert (binned.height, binned.width) == (240, 320)
+    cropped = intrinsics_from_msg(_camera_info(K, roi=(100, 50, 320, 240)))
+    np.testing.assert_allclose(cropped.K[:2, 2], K[:2, 2] - [100, 50])
+    assert (cropped.height, cropped.width) == (240, 320)
+    for bad, words in ((np.zeros((3, 3)), 'uncalibrated'), (np.full((3, 3), np.nan), 'NaN'),
+                       (np.eye(2), 'expected 9')):
+        with pytest.raises(CameraInfoError, match=words) as info:
+            intrinsics_from_msg(_camera_info(bad))
+        assert info.value.reason == 'malformed_camera_info'
+    with pytest.raises(CameraInfoError):
+        intrinsics_from_msg(object())
+
+    cache = IntrinsicsCache()
+    with pytest.raises(CameraInfoError) as info:
+        cache.lookup(480, 640)
+    assert info.value.reason == 'no_camera_info'
+    assert cache.update(_camera_info(K)) is True
+    assert cache.update(_camera_info(K)) is False  # same intrinsics again
+    with pytest.raises(CameraInfoError):
+        cache.update(_camera_info(np.zeros((3, 3))))
+    np.testing.assert_array_equal(cache.lookup(480, 640), K)  # the malformed one was ignored
+    assert cache.size_mismatch is None
+    np.testing.assert_allclose(cache.lookup(240, 320), hha.nyu_intrinsics(240, 320))
+    assert cache.size_mismatch == ((480, 640), (240, 320))
+    other = K.copy()
+    other[0, 0] += 5
+    assert cache.update(_camera_info(other)) is True
+
+    timeline = IntrinsicsTimeline()
+    with pytest.raises(CameraInfoError):
+        timeline.lookup(0, 480, 640)
+    timeline.add(200, _camera_info(other))
+    timeline.add(100, _camera_info(K))
+    timeline.add(150, _camera_info(np.zeros((3, 3))))
+    assert len(timeline) == 2 and timeline.malformed == 1
+    np.testing.assert_array_equal(timeline.lookup(90, 480, 640), K)
+    np.testing.assert_array_equal(timeline.lookup(140, 480, 640), K)
+    np.testing.assert_array_equal(timeline.lookup(160, 480, 640), other)
+    np.testing.assert_array_equal(timeline.lookup(10**12, 480, 640), other)
