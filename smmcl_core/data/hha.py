@@ -235,7 +235,7 @@ def _window_sums(image: np.ndarray, radius: int, orders: Sequence[Tuple[int, int
 
 def plane_normals(mask: np.ndarray, inv_depth: np.ndarray, K: np.ndarray, radius: int,
                   x_cm: np.ndarray, y_cm: np.ndarray, z_cm: np.ndarray) -> np.ndarray:
-    """Unit normals ``(H,W,3)`` of the planes fitted over ``(2r+1)^2`` windows (NaN: none).
+    """Unit normals ``(3,H,W)`` of the planes fitted over ``(2r+1)^2`` windows (NaN: none).
 
     Oriented as MATLAB does: first towards +z, then away from the camera (``n . p > 0``).
     """
@@ -256,30 +256,44 @@ def plane_normals(mask: np.ndarray, inv_depth: np.ndarray, K: np.ndarray, radius
     x3 = c * t10 + f * t01 + i * t00
     # Fewer than three valid pixels, or all on one image line: the window's rays span no
     # plane, and in exact arithmetic the adjugate solve gives the zero vector (MATLAB: 0/0
-    # -> NaN, or rounding noise). The integer sums make the float64 determinant exact.
-    s64 = [s.astype(np.float64) for s in (s00, s10, s01, s20, s11, s02)]
-    degenerate = _determinant(*s64) == 0
-    x1[degenerate] = 0.0
-    x2[degenerate] = 0.0
-    x3[degenerate] = 0.0
+    # -> NaN, or rounding noise). The sums are integers, so the float64 determinant is
+    # exact; it is only needed where the float32 one is within rounding of zero.
+    det = s20 * a + s11 * b + s10 * c
+    bound = np.abs(s20 * a)
+    bound += np.abs(s11 * b)
+    bound += np.abs(s10 * c)
+    suspect = np.flatnonzero(det <= np.float32(1e-4) * bound)
+    if suspect.size:
+        s64 = [s.ravel()[suspect].astype(np.float64) for s in (s00, s10, s01, s20, s11, s02)]
+        degenerate = suspect[_determinant(*s64) == 0]
+        for x in (x1, x2, x3):
+            x.ravel()[degenerate] = 0.0
     # Back from window-centred pixel offsets to MATLAB's (x/z, y/z, 1) coordinates.
     height, width = mask.shape
     u = np.arange(width, dtype=np.float32) - np.float32(K[0, 2])
     v = np.arange(height, dtype=np.float32) - np.float32(K[1, 2])
-    normals = np.empty((height, width, 3), np.float32)
-    nx, ny, nz = normals[:, :, 0], normals[:, :, 1], normals[:, :, 2]
+    normals = np.empty((3, height, width), np.float32)
+    nx, ny, nz = normals
     np.multiply(x1, np.float32(K[0, 0]), out=nx)
     np.multiply(x2, np.float32(K[1, 1]), out=ny)
-    np.subtract(x3, x1 * u[None, :], out=nz)
-    nz -= x2 * v[:, None]
+    np.multiply(x1, u[None, :], out=nz)
+    np.subtract(x3, nz, out=nz)
+    x2 *= v[:, None]
+    nz -= x2
     with np.errstate(invalid='ignore', divide='ignore'):
-        norm = np.sqrt(nx * nx + ny * ny + nz * nz)
         # Sign: n_z >= 0, then n . p >= 0 (a NaN or zero product keeps the sign).
         sign = np.where(nz < 0, np.float32(-1.0), np.float32(1.0))
-        facing = (nx * x_cm + ny * y_cm + nz * z_cm) * sign
+        facing = nx * x_cm
+        facing += ny * y_cm
+        facing += nz * z_cm
+        facing *= sign
         sign[facing < 0] *= -1.0
-        scale = sign / norm  # norm 0 (no fit) -> inf, times 0 below -> NaN
-        normals *= scale[:, :, None]
+        norm = nx * nx
+        norm += ny * ny
+        norm += nz * nz
+        np.sqrt(norm, out=norm)
+        sign /= norm  # norm 0 (no fit) -> inf, times 0 below -> NaN
+        normals *= sign
     return normals
 
 
@@ -310,21 +324,27 @@ def estimate_gravity(normals: np.ndarray,
     ``sum_wall n n^T - sum_floor n n^T`` with the smallest eigenvalue, signed like the old.
     With no valid normal the initial direction (the camera's y axis) is returned.
     """
-    flat = normals.reshape(-1, 3)
-    nn = flat[~np.isnan(flat[:, 0])].T.astype(np.float32)  # (3,N) valid normals
+    flat = normals.reshape(3, -1)
+    nn = flat[:, ~np.isnan(flat[0])].astype(np.float32)  # (3,N) valid normals
     y = np.asarray(initial, np.float64)
     if nn.shape[1] == 0:
         return y
     # The six distinct products n_i n_j: each scatter matrix is one matrix-vector product.
     pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
     products = np.stack([nn[i] * nn[j] for i, j in pairs])  # (6,N)
+    count_n = nn.shape[1]
+    sim = np.empty(count_n, np.float32)
+    wall, floor = np.empty(count_n, bool), np.empty(count_n, bool)
+    weight = np.empty(count_n, np.float32)
     for thresh, count in zip(thresholds_deg, iterations):
         cos_t = np.float32(np.cos(np.deg2rad(thresh)))
         sin_t = np.float32(np.sin(np.deg2rad(thresh)))
         for _ in range(int(count)):
-            sim = np.abs(y.astype(np.float32) @ nn)  # (N,)
-            weight = (sim < sin_t).astype(np.float32)  # wall +1
-            weight -= sim > cos_t  # floor -1
+            np.dot(y.astype(np.float32), nn, out=sim)
+            np.abs(sim, out=sim)
+            np.less(sim, sin_t, out=wall)
+            np.greater(sim, cos_t, out=floor)
+            np.subtract(wall, floor, out=weight, dtype=np.float32)  # wall +1, floor -1
             y = _min_eigenvector(products @ weight, y)
     return y
 
@@ -358,8 +378,10 @@ def height_above_floor(x_cm: np.ndarray, y_cm: np.ndarray, z_cm: np.ndarray,
 def angle_with_gravity(normals: np.ndarray, gravity: np.ndarray) -> np.ndarray:
     """``acosd(n . gravity) + 38`` in degrees; 218 where there is no normal."""
     g = gravity.astype(np.float32)
-    cos = normals[:, :, 0] * g[0] + normals[:, :, 1] * g[1] + normals[:, :, 2] * g[2]
-    cos = np.nan_to_num(cos, nan=-1.0)
+    cos = normals[0] * g[0]
+    cos += normals[1] * g[1]
+    cos += normals[2] * g[2]
+    np.nan_to_num(cos, copy=False, nan=-1.0)
     np.clip(cos, -1.0, 1.0, out=cos)
     angle = np.degrees(np.arccos(cos))
     angle += np.float32(ANGLE_OFFSET_DEG)
