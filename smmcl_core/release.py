@@ -304,10 +304,14 @@ def read_release(path: str | os.PathLike) -> Tuple['OrderedDict[str, torch.Tenso
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):  # every torch.save since 1.6 writes a zip archive
+            raise ReleaseImportError(f'{path} is corrupt or truncated (not a torch zip '
+                                     f'archive): {_first_line(exc)}') from exc
         raise ReleaseImportError(f'{path} holds objects that weights_only loading refuses '
                                  f'(only tensors and plain values are read): {exc}') from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ReleaseImportError(f'{path} is corrupt or truncated: {exc}') from exc
+        raise ReleaseImportError(f'{path} is corrupt or truncated: {_first_line(exc)}') \
+            from exc
     if isinstance(obj, Mapping) and 'format_version' in obj and 'meta' in obj:
         raise ReleaseImportError(f'{path} is already an smmcl checkpoint (it has meta); use it '
                                  f'directly, {IMPORT_COMMAND} is for the released files')
@@ -323,6 +327,10 @@ def read_release(path: str | os.PathLike) -> Tuple['OrderedDict[str, torch.Tenso
             'iteration': obj.get('iteration') if isinstance(obj, Mapping) else None,
             'module_prefix': prefixed > 0, 'tensors': len(state)}
     return strip_module_prefix(state), info
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _sha256(path: Path) -> str:
