@@ -8,6 +8,7 @@ the module-scoped files below (written once, imported once per layout).
 
 import ast
 from collections import OrderedDict
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -330,3 +331,53 @@ def test_imported_checkpoint_rejects_bad_convention_values(imported, tmp_path):
     from smmcl_core.segmenter import Segmenter
     with pytest.raises(ValueError, match="aux_encoding='png16'"):
         Segmenter.from_checkpoint(bad, device='cpu')
+
+
+def _mask(msg) -> np.ndarray:
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
+
+
+@pytest.mark.ros
+def test_node_serves_the_released_conventions(ros_env, tmp_path, imported, real_frame,
+                                              released_labels):
+    """The node, in its own process, on a real 640x480 frame as 16UC1 mm and 32FC1 m."""
+    from ros_harness import image_msg, NodeProcess, RosClient
+
+    rgb, depth = real_frame['rgb'], real_frame['depth']
+    node = NodeProcess(ros_env, dict(checkpoint=imported['plain'], qos='reliable',
+                                     device='cpu'), tmp_path / 'node.log')
+    client = RosClient()
+    try:
+        client.wait_ready(node, timeout=120.0)
+        table = json.loads(client.labels[0].data)
+        assert [table[str(k)]['name'] for k in range(14)] == list(LLRGBD_CLASSES)
+        metres = depth.astype(np.float32) / np.float32(1000.0)
+        frames = [(image_msg(rgb, 'rgb8', 10), image_msg(depth, '16UC1', 10)),
+                  (image_msg(np.ascontiguousarray(rgb[:, :, ::-1]), 'bgr8', 11),
+                   image_msg(metres, '32FC1', 11))]
+        for i, (rgb_msg, aux_msg) in enumerate(frames):
+            client.rgb_pub.publish(rgb_msg)
+            client.aux_pub.publish(aux_msg)
+            assert client.spin_until(lambda: len(client.received['mask']) > i, 120.0), \
+                node.output()
+        for msg in client.received['mask']:
+            assert np.mean(_mask(msg) != released_labels) < 1e-3
+    finally:
+        code = node.stop()
+        client.close()
+    assert code == 0, node.output()
+
+
+@pytest.mark.ros
+def test_node_names_the_import_command_for_a_released_file(ros_env, tmp_path, release_files):
+    from ros_harness import NodeProcess
+
+    node = NodeProcess(ros_env, dict(checkpoint=release_files['plain'], device='cpu'),
+                       tmp_path / 'node.log')
+    try:
+        node.proc.wait(120)
+    finally:
+        code = node.stop()
+    log = node.output()
+    assert code == 1, log
+    assert 'released SMMCL training checkpoint' in log and 'smmcl-import-release' in log
