@@ -381,3 +381,50 @@ def test_node_names_the_import_command_for_a_released_file(ros_env, tmp_path, re
     log = node.output()
     assert code == 1, log
     assert 'released SMMCL training checkpoint' in log and 'smmcl-import-release' in log
+
+
+def test_hha_is_read_like_the_colour_image(shared_data):
+    """NYUDv2 HHA: the released loader reads it with the colour flag, i.e. BGR."""
+    from smmcl_core.data.preprocess import to_input_tensors
+
+    rgb_path, hha_path = NYU / 'RGB' / '0.png', NYU / 'HHA' / '0.png'
+    want_rgb = _released_reading(rgb_path, rgb_path)[0]
+    bgr_hha = cv2.imread(str(hha_path), cv2.COLOR_BGR2RGB)
+    want_hha = (bgr_hha / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    rgb_t, hha_t = to_input_tensors(read_rgb(rgb_path), read_aux(hha_path, 'hha'), 'hha',
+                                    channel_order='bgr', aux_encoding='imread_grayscale')
+    np.testing.assert_allclose(rgb_t.numpy(), want_rgb[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(hha_t.numpy(), want_hha.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_thermal_under_the_released_encoding():
+    from smmcl_core.data.preprocess import aux_to_unit
+
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    unit = aux_to_unit(gray, 'thermal', encoding='imread_grayscale')
+    np.testing.assert_array_equal(unit, gray / np.float32(255))
+    wide = gray.astype(np.uint16) << 8 | np.uint16(0x7F)
+    np.testing.assert_array_equal(aux_to_unit(wide, 'thermal', encoding='imread_grayscale'),
+                                  unit)
+    with pytest.raises(ValueError, match="thermal encoding .*'imread_grayscale'"):
+        aux_to_unit(gray.astype(np.float32), 'thermal', encoding='imread_grayscale')
+    with pytest.raises(ValueError, match='unknown aux encoding'):
+        aux_to_unit(gray, 'thermal', encoding='png')
+
+
+@pytest.mark.parametrize('dataset, classes, modality', [('mfnet', 9, 'thermal'),
+                                                        ('nyudv2', 40, 'hha')])
+def test_meta_says_which_conventions_are_assumed(dataset, classes, modality):
+    from smmcl_core.release import release_config, release_meta
+
+    meta = release_meta('smmcl_mscan_b', classes, dataset, {'file': 'epoch-1.pth'})
+    assert (meta['num_classes'], meta['aux_modality']) == (classes, modality)
+    assert len(meta['class_names']) == len(meta['palette']) == classes
+    assert 'ASSUMED' in meta['source']['conventions']
+    assert input_conventions(meta) == {'channel_order': 'bgr',
+                                       'aux_encoding': 'imread_grayscale'}
+    json.dumps(meta)  # plain values only (ONNX metadata, labels topic)
+    cfg = release_config('smmcl_mscan_b', dataset)
+    assert cfg['data']['dataset'] == dataset and cfg['train']['eval_crop'] == [480, 640]
+    with pytest.raises(KeyError, match='llrgbd, mfnet, nyudv2'):
+        release_meta('smmcl_mscan_b', classes, 'cityscapes', {})
