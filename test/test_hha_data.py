@@ -245,3 +245,13 @@ def test_camera_info_parsing_and_cache():
     np.testing.assert_array_equal(timeline.lookup(140, 480, 640), K)
     np.testing.assert_array_equal(timeline.lookup(160, 480, 640), other)
     np.testing.assert_array_equal(timeline.lookup(10**12, 480, 640), other)
+
+
+def test_gravity_smoothing_parameter_is_validated():
+    from smmcl_ros.params import DEFAULTS, ParameterError, validate
+
+    assert validate(dict(DEFAULTS, hha_gravity_smoothing=0.9)).hha_gravity_smoothing == 0.9
+    assert validate(dict(DEFAULTS, aux_modality='hha')).aux_modality == 'hha'
+    for bad in (1.0, -0.1):
+        with pytest.raises(ParameterError, match='hha_gravity_smoothing'):
+            validate(dict(DEFAULTS, hha_gravity_smoothing=bad))
