@@ -10,7 +10,8 @@ on both processes:
 - ``shm_profile``: ``config/fastdds_large_images.xml`` (a shared-memory segment that holds
   several frames) via ``FASTRTPS_DEFAULT_PROFILES_FILE``.
 
-Prints received / sent and the loss rate per set-up and topic, plus reliable for reference::
+Prints received / sent, the loss rate and publish -> receive latency per set-up and topic
+(``--reliable`` for reliable QoS)::
 
     python benchmarks/bench_transport.py --frames 100 --rate 10
 """
@@ -24,6 +25,7 @@ import sys
 import time
 from typing import Dict, List
 
+import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / 'config' / 'fastdds_large_images.xml'
 HEIGHT, WIDTH = 480, 640
@@ -50,7 +52,6 @@ def _topics(depth: bool) -> List[str]:
 
 def publish(args: argparse.Namespace) -> None:
     """Child process: wait for the subscriber, then send the frames at the requested rate."""
-    import numpy as np
     import rclpy
     from sensor_msgs.msg import Image
 
@@ -73,7 +74,9 @@ def publish(args: argparse.Namespace) -> None:
         for topic in _topics(args.depth):
             encoding, size, data = payload[topic]
             msg = Image(height=HEIGHT, width=WIDTH, encoding=encoding, step=WIDTH * size)
-            msg.header.stamp.sec = k
+            now = time.time()  # the subscriber measures latency against it (same clock)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int(now % 1 * 1e9)
+            msg.header.frame_id = str(k)
             msg.data = data.tobytes()
             pubs[topic].publish(msg)
         rclpy.spin_once(node, timeout_sec=0)
@@ -90,10 +93,14 @@ def subscribe(args: argparse.Namespace) -> None:
 
     rclpy.init()
     node = rclpy.create_node('bench_viewer')
-    got: Dict[str, set] = {t: set() for t in _topics(args.depth)}
+    got: Dict[str, Dict[str, float]] = {t: {} for t in _topics(args.depth)}
+
+    def record(msg, topic):
+        sent = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        got[topic][msg.header.frame_id] = time.time() - sent
+
     for topic in got:
-        node.create_subscription(Image, f'bench/{topic}',
-                                 lambda m, t=topic: got[t].add(m.header.stamp.sec),
+        node.create_subscription(Image, f'bench/{topic}', lambda m, t=topic: record(m, t),
                                  _qos(args.reliable))
     deadline = time.monotonic() + 40 + args.frames / args.rate
     seen = False
@@ -106,12 +113,12 @@ def subscribe(args: argparse.Namespace) -> None:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 0.5:
                 break
-    print(json.dumps({t: len(s) for t, s in got.items()}), flush=True)
+    print(json.dumps({t: sorted(s.values()) for t, s in got.items()}), flush=True)
     node.destroy_node()
     rclpy.shutdown()
 
 
-def run_setup(name: str, args: argparse.Namespace, domain: int) -> Dict[str, int]:
+def run_setup(name: str, args: argparse.Namespace, domain: int) -> Dict[str, List[float]]:
     """Start a subscriber and a publisher process with the set-up's environment."""
     env = dict(os.environ)
     for key in ('FASTDDS_BUILTIN_TRANSPORTS', 'FASTRTPS_DEFAULT_PROFILES_FILE',
@@ -154,11 +161,13 @@ def main() -> None:
     print(f'{args.frames} frames 640x480 {kind} at {args.rate:g} Hz, publisher and subscriber in '
           f'separate processes (discovery {"LOCALHOST" if args.localhost else "default"})')
     for i, name in enumerate(args.setups):
-        counts = run_setup(name, args, args.domain + i)
-        for topic, n in counts.items():
+        latencies = run_setup(name, args, args.domain + i)
+        for topic, values in latencies.items():
+            n = len(values)
             loss = 100.0 * (1 - n / args.frames)
-            print(f'{name:12s} {topic:5s} received {n:4d}/{args.frames}  loss {loss:5.1f}%',
-                  flush=True)
+            ms = np.percentile(values, [50, 95, 100]) * 1e3 if values else [np.nan] * 3
+            print(f'{name:12s} {topic:5s} received {n:4d}/{args.frames}  loss {loss:5.1f}%  '
+                  f'latency ms p50 {ms[0]:6.1f} p95 {ms[1]:6.1f} max {ms[2]:6.1f}', flush=True)
 
 
 if __name__ == '__main__':

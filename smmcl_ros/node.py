@@ -384,6 +384,8 @@ class SegmentationCore:
             try:
                 self._process(frame)
             except Exception as err:  # never let one frame kill the thread
+                if not self.context.ok():
+                    break  # shutting down (SIGINT): the publishers are gone
                 self._problem('model', 'inference_error', f'{type(err).__name__}: {err}')
 
     def _aux_for(self, frame: _Frame) -> np.ndarray:
