@@ -51,7 +51,7 @@ RGB_TOPIC = 'rgb/image'
 AUX_TOPIC = 'aux/image'
 INFO_TOPIC = 'rgb/camera_info'
 RGB, AUX = 0, 1  # synchroniser ports
-QOS_REFRESH_S = 0.25  # how often 'auto' inputs re-check their publishers (local graph query)
+QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
 INFO_KEEP = 16  # camera_info messages kept, by stamp, to match the masks' stamps
 
 
@@ -179,10 +179,10 @@ class SegmentationCore:
             for topic, msg_type, callback in ((RGB_TOPIC, Image, self._on_rgb),
                                               (AUX_TOPIC, Image, self._on_aux),
                                               (INFO_TOPIC, CameraInfo, self._on_info))}
+        # The refresh also keeps the publisher counts in /diagnostics current for fixed QoS.
         self._core_timers = [
-            self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)]
-        if self.params.qos == 'auto':
-            self._core_timers.append(self.create_timer(QOS_REFRESH_S, self._refresh_inputs))
+            self.create_timer(self.params.diagnostics_period, self._publish_diagnostics),
+            self.create_timer(QOS_REFRESH_S, self._refresh_inputs)]
         self.get_logger().info(
             f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
             f'precision={self.params.precision}, qos={self.params.qos}, '

@@ -44,7 +44,9 @@ def camera_info(sec: int):
 
 
 def _wait_active(client, node, timeout=90.0):
-    ok = client.spin_until(lambda: bool(client.labels) or node.proc.poll() is not None, timeout)
+    """Until the node logged 'ready' (subscribed) and its latched labels arrived."""
+    ok = client.spin_until(lambda: ('ready:' in node.output() and bool(client.labels))
+                           or node.proc.poll() is not None, timeout)
     assert ok and node.proc.poll() is None, f'node not active:\n{node.output()}'
 
 
