@@ -14,8 +14,8 @@ Public API (frozen):
   is the max softmax probability.
 - ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
 - Attributes: ``model``, ``meta``, ``class_names`` (list), ``palette`` ((K,3) uint8),
-  ``aux_modality``, ``aux_ranges``, ``num_classes``, ``ignore_index``, ``device``,
-  ``precision``.
+  ``aux_modality``, ``aux_ranges``, ``conventions`` (``input_conventions(meta)``),
+  ``num_classes``, ``ignore_index``, ``device``, ``precision``.
 
 Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
 On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so one launch file
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from smmcl_core.checkpoint import load_checkpoint, META_KEYS
-from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.data.preprocess import input_conventions, to_input_tensors
 from smmcl_core.inference import predict_logits
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -106,6 +106,8 @@ class Segmenter:
         self.mean = tuple(float(v) for v in meta['mean'])
         self.std = tuple(float(v) for v in meta['std'])
         self.ignore_index = int(meta['ignore_index'])
+        # channel_order / aux_encoding (e.g. the released weights' BGR and 8-bit grey aux).
+        self.conventions = input_conventions(self.meta)
         self.crop = _pair(crop)
         self.stride = _pair(stride)
         self.scales = tuple(float(s) for s in scales)
@@ -163,7 +165,7 @@ class Segmenter:
         """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated)."""
         self._check_inputs(rgb, aux)
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
-                                        **self.aux_ranges)
+                                        **self.conventions, **self.aux_ranges)
         non_blocking = self.device.type == 'cuda'
         rgb_t = rgb_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
                                       memory_format=self.memory_format)
