@@ -1,7 +1,9 @@
 """The node with an HHA checkpoint: depth + ``aux/camera_info`` in, HHA encoded per frame.
 
-Real rclpy, the node in its own process, a real (seeded, untrained) ``smmcl_mit_b0`` whose
-meta says ``aux_modality: hha``; the masks must equal ``Segmenter.predict`` on the HHA that
+Real rclpy, the node in its own process with DEFAULT parameters (only the checkpoint set: a
+seeded, untrained ``smmcl_mit_b0`` whose meta says ``aux_modality: hha``), a reliable camera
+driver publishing 640x480 depth and camera_info from this process, a default-QoS viewer. The
+masks must equal ``Segmenter.predict`` on the HHA that
 :class:`~smmcl_core.data.hha_live.HHAEncoder` makes of the same depth and intrinsics.
 """
 
@@ -75,10 +77,7 @@ def test_hha_node_encodes_depth_with_camera_info(ros_env, tmp_path, checkpoint, 
     expected_other = _expected(segmenter, rgb, depth, other_K)
     assert np.mean(expected != expected_other) > 0.01  # the intrinsics matter to the masks
 
-    node = NodeProcess(ros_env, dict(checkpoint=checkpoint, qos='reliable', device='cpu',
-                                     publish_color=False, publish_overlay=False,
-                                     log_throttle_sec=0.1),
-                       tmp_path / 'node.log')
+    node = NodeProcess(ros_env, dict(checkpoint=checkpoint), tmp_path / 'node.log')
     client = RosClient()
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo
