@@ -3,7 +3,8 @@ r"""Launch the smmcl_segmentation node with config/segmentation.yaml.
 Arguments: checkpoint (empty: the bundled demo model), rgb_topic, aux_topic, device,
 namespace, lifecycle (true: the managed node, which starts unconfigured), fastdds_profile (true:
 config/fastdds_large_images.xml for the node's Fast DDS participant unless the environment
-already names a profile). Example::
+already names a profile), aux_info_topic (the depth camera's camera_info, for HHA
+checkpoints). Example::
 
     ros2 launch smmcl_ros segmentation.launch.py checkpoint:=/models/nyu.pt \
         rgb_topic:=/camera/color/image_raw aux_topic:=/camera/depth/image_rect_raw
@@ -30,6 +31,8 @@ ARGUMENTS = (
     ('lifecycle', 'false', 'true: the managed (lifecycle) node, started unconfigured'),
     ('fastdds_profile', 'true',
      'true: Fast DDS profile with a shared-memory segment for camera-sized images'),
+    ('aux_info_topic', '/camera/depth/camera_info',
+     'camera_info of aux_topic (remapped to aux/camera_info; read by HHA checkpoints only)'),
 )
 
 
@@ -39,7 +42,8 @@ def _node(context, *args, **kwargs):
     params_file = os.path.join(config, 'segmentation.yaml')
     command = node_command(params_file=params_file, namespace=values['namespace'],
                            rgb_topic=values['rgb_topic'], aux_topic=values['aux_topic'],
-                           checkpoint=values['checkpoint'], device=values['device'])
+                           checkpoint=values['checkpoint'], device=values['device'],
+                           aux_info_topic=values['aux_info_topic'])
     env = node_env(parse_bool('fastdds_profile', values['fastdds_profile']),
                    os.path.join(config, FASTDDS_PROFILE), os.environ)
     lifecycle = parse_bool('lifecycle', values['lifecycle'])

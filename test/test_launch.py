@@ -24,6 +24,13 @@ def test_node_command_exact():
         '-p', 'checkpoint:=/models/nyu.pt', '-p', 'device:=cpu']
 
 
+def test_node_command_remaps_the_depth_camera_info():
+    assert node_command(aux_topic='/cam/depth/image_raw',
+                        aux_info_topic='/cam/depth/camera_info') == [
+        '--ros-args', '-r', 'aux/image:=/cam/depth/image_raw',
+        '-r', 'aux/camera_info:=/cam/depth/camera_info']
+
+
 def test_node_command_leaves_out_empty_values():
     assert node_command() == ['--ros-args']
     assert node_command(namespace='/a/b', checkpoint='m.pt') == [
@@ -45,7 +52,7 @@ def test_launch_file_structure():
                      and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
     declared = [elt.elts[0].value for elt in arguments.value.elts]
     assert declared == ['checkpoint', 'rgb_topic', 'aux_topic', 'device', 'namespace',
-                        'lifecycle', 'fastdds_profile']
+                        'lifecycle', 'fastdds_profile', 'aux_info_topic']
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert {'DeclareLaunchArgument', 'node_command', 'get_package_share_directory',
             'LaunchConfiguration', 'OpaqueFunction', 'executable', 'node_env',
@@ -66,7 +73,7 @@ def test_launch_description_builds_when_launch_is_installed():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    assert len(description.entities) == 8
+    assert len(description.entities) == 9
 
 
 def test_config_yaml_matches_parameter_defaults():
