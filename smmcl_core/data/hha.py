@@ -244,16 +244,7 @@ def plane_normals(mask: np.ndarray, inv_depth: np.ndarray, K: np.ndarray, radius
     s00, s10, s01, s20, s11, s02 = (m[k] for k in ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1),
                                                    (0, 2)))
     t00, t10, t01 = t[(0, 0)], t[(1, 0)], t[(0, 1)]
-    # Adjugate of the symmetric normal matrix [[s20 s11 s10] [s11 s02 s01] [s10 s01 s00]].
-    a = s02 * s00 - s01 * s01
-    b = s10 * s01 - s11 * s00
-    c = s11 * s01 - s10 * s02
-    e = s20 * s00 - s10 * s10
-    f = s11 * s10 - s20 * s01
-    i = s20 * s02 - s11 * s11
-    x1 = a * t10 + b * t01 + c * t00
-    x2 = b * t10 + e * t01 + f * t00
-    x3 = c * t10 + f * t01 + i * t00
+    (x1, x2, x3), (a, b, c) = adjugate_solve(s00, s10, s01, s20, s11, s02, t00, t10, t01)
     # Fewer than three valid pixels, or all on one image line: the window's rays span no
     # plane, and in exact arithmetic the adjugate solve gives the zero vector (MATLAB: 0/0
     # -> NaN, or rounding noise). The sums are integers, so the float64 determinant is
@@ -295,6 +286,27 @@ def plane_normals(mask: np.ndarray, inv_depth: np.ndarray, K: np.ndarray, radius
         sign /= norm  # norm 0 (no fit) -> inf, times 0 below -> NaN
         normals *= sign
     return normals
+
+
+def adjugate_solve(s00, s10, s01, s20, s11, s02, t00, t10, t01):
+    """``adj(M) t`` per pixel for ``M = [[s20 s11 s10] [s11 s02 s01] [s10 s01 s00]]``.
+
+    ``t = (t10, t01, t00)``. Plain arithmetic, so numpy arrays and torch tensors both work.
+
+    Returns:
+        ``((x1, x2, x3), (a, b, c))``: the solution times ``det(M)``, and the cofactors of
+        M's first row (``det(M) = s20 a + s11 b + s10 c``).
+    """
+    a = s02 * s00 - s01 * s01
+    b = s10 * s01 - s11 * s00
+    c = s11 * s01 - s10 * s02
+    e = s20 * s00 - s10 * s10
+    f = s11 * s10 - s20 * s01
+    i = s20 * s02 - s11 * s11
+    x1 = a * t10 + b * t01 + c * t00
+    x2 = b * t10 + e * t01 + f * t00
+    x3 = c * t10 + f * t01 + i * t00
+    return (x1, x2, x3), (a, b, c)
 
 
 def _determinant(s00, s10, s01, s20, s11, s02):

@@ -79,16 +79,9 @@ class WindowSums:
 def plane_normals(sums: WindowSums, K: np.ndarray, radius: int, points: torch.Tensor
                   ) -> torch.Tensor:
     """Unit normals ``(3,H,W)`` (NaN where a window has no plane); see the numpy path."""
-    s00, s10, s01, s20, s11, s02, t00, t10, t01 = sums.moments(radius)
-    a = s02 * s00 - s01 * s01
-    b = s10 * s01 - s11 * s00
-    c = s11 * s01 - s10 * s02
-    e = s20 * s00 - s10 * s10
-    f = s11 * s10 - s20 * s01
-    i = s20 * s02 - s11 * s11
-    x1 = a * t10 + b * t01 + c * t00
-    x2 = b * t10 + e * t01 + f * t00
-    x3 = c * t10 + f * t01 + i * t00
+    moments = sums.moments(radius)
+    (x1, x2, x3), _ = hha_np.adjugate_solve(*moments)
+    s00, s10, s01, s20, s11, s02 = moments[:6]
     # Windows whose valid rays span no plane give zero (then NaN), as in exact arithmetic.
     degenerate = hha_np._determinant(*(s.double() for s in (s00, s10, s01, s20, s11, s02))) == 0
     x1, x2, x3 = (torch.where(degenerate, 0.0, x) for x in (x1, x2, x3))
