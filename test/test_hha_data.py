@@ -92,7 +92,7 @@ def test_make_hha_cli(nyu_without_hha, tmp_path, capsys):
     folders = [str(nyu_without_hha / 'Depth'), str(out)]
     capsys.readouterr()
     assert make_hha.main(folders + ['--intrinsics', '518.86', '519.47', '324.58', '252.74',
-                                    '--no-progress']) == 0
+                                    '--workers', '1', '--no-progress']) == 0
     assert 'skipped 3' in capsys.readouterr().err
     # Bad arguments name the problem.
     for bad, words in (([], '--intrinsics'), (['--camera', 'nyu', '--workers', '0'], 'workers'),

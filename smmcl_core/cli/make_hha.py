@@ -24,6 +24,7 @@ encoded, 1 some failed (each named on stderr, the others written), 2 bad argumen
 
 import argparse
 from concurrent.futures import as_completed, ProcessPoolExecutor
+import multiprocessing
 import os
 from pathlib import Path
 import sys
@@ -157,7 +158,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results[name] = status
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=args.workers, initializer=_worker_init) as pool:
+        # spawn, not fork: forking a process that already runs OpenMP/torch threads (main()
+        # called from Python, a notebook, a test) can deadlock the children.
+        context = multiprocessing.get_context('spawn')
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=context,
+                                 initializer=_worker_init) as pool:
             futures = [pool.submit(encode_file, path, args.out_dir, args) for path in files]
             for future in as_completed(futures):
                 name, status = future.result()
