@@ -36,6 +36,7 @@ setup(
         'timm>=0.9.12',
         'pyyaml>=6.0',
         'opencv-python-headless>=4.7',
+        'Pillow>=9.0',  # palette (indexed) label PNGs
         'tqdm>=4.60',
         'rosbags>=0.10',
     ],
@@ -62,6 +63,7 @@ setup(
             _console('smmcl-evaluate', 'smmcl_core.cli.evaluate:main'),
             _console('smmcl-tsne', 'smmcl_core.cli.tsne:main'),
             _console('smmcl-export', 'smmcl_core.cli.export:main'),
+            _console('smmcl-check-data', 'smmcl_core.cli.check_data:main'),
             _console('smmcl-segmentation-node', 'smmcl_ros.node:main'),
             _console('segmentation_node', 'smmcl_ros.node:main'),
             _console('smmcl-bag-eval', 'smmcl_ros.bag_eval:main'),

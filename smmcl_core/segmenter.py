@@ -22,7 +22,10 @@ On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so on
 works on a laptop and on the robot); ``precision`` then reads ``'fp32'``.
 
 Any image size works: the network input is padded to a multiple of 32 and the logits
-cropped back (see ``smmcl_core.inference``).
+cropped back (see ``smmcl_core.inference``). A checkpoint trained with ``data.resize``
+(``meta['resize'] = [H, W]``) runs the network at that size: ``preprocess`` resizes the
+normalised tensors and ``predict`` brings the logits back to the image size
+(``smmcl_core.data.resize``), whatever runs the network in between.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from torch import nn
 
 from smmcl_core.checkpoint import load_checkpoint, META_KEYS
 from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
 from smmcl_core.inference import predict_logits
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -106,6 +110,7 @@ class Segmenter:
         self.mean = tuple(float(v) for v in meta['mean'])
         self.std = tuple(float(v) for v in meta['std'])
         self.ignore_index = int(meta['ignore_index'])
+        self.resize = check_resize(meta.get('resize'), "meta['resize']")  # None: native
         self.crop = _pair(crop)
         self.stride = _pair(stride)
         self.scales = tuple(float(s) for s in scales)
@@ -160,10 +165,16 @@ class Segmenter:
             raise ValueError(f'empty image: rgb shape {rgb.shape}')
 
     def preprocess(self, rgb: np.ndarray, aux: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated)."""
+        """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated).
+
+        With ``meta['resize']`` the tensors have that size instead of the image's.
+        """
         self._check_inputs(rgb, aux)
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
                                         **self.aux_ranges)
+        if self.resize is not None:
+            rgb_b, aux_b = resize_inputs(rgb_t[None], aux_t[None], self.resize)
+            rgb_t, aux_t = rgb_b[0], aux_b[0]  # (3,h,w)
         non_blocking = self.device.type == 'cuda'
         rgb_t = rgb_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
                                       memory_format=self.memory_format)
@@ -198,7 +209,8 @@ class Segmenter:
         """
         rgb_t, aux_t = self.preprocess(rgb, aux)
         with torch.inference_mode():
-            logits = self.predict_logits(rgb_t, aux_t)[0]  # (K,H,W)
+            logits = restore_logits(self.predict_logits(rgb_t, aux_t),
+                                    rgb.shape[:2])[0]  # (K,H,W) at the image size
             if return_confidence:
                 confidence, labels = logits.softmax(0).max(0)
                 return (labels.to(torch.uint8).cpu().numpy(),
