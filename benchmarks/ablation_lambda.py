@@ -12,8 +12,7 @@ dataset is seeded by ``train.seed``), so every setting sees the same data for a 
 
 Example (the README table)::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.ablation_lambda --out runs/ablation_lambda \\
-        --seeds 1 2 3 --lambdas 0.05 0.2 --epochs 10 --train-size 64
+    OMP_NUM_THREADS=1 python -m benchmarks.ablation_lambda --seeds 1 2 3 --epochs 10
 """
 
 from __future__ import annotations

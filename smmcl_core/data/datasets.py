@@ -34,15 +34,23 @@ Generic folder layout for your own data::
     root/classes.yaml (or classes.json)
     root/rgb/NAME.{png,jpg,...}     8-bit colour
     root/aux/NAME.{png,tif,npy}     depth uint16 mm / float32 m (.tif/.npy), thermal
-                                    uint8/uint16, or HHA 8-bit colour
-    root/label/NAME.png             uint8 train ids 0..K-1, ignore_index = ignore
-    root/<split>.txt                one NAME per line (any split name)
+                                    uint8/uint16 or 8-bit pseudo-colour, or HHA 8-bit colour
+    root/label/NAME.png             train ids 0..K-1 (ignore_index = ignore): grey uint8, a
+                                    palette PNG (labelme, VOC tools: the indices are read),
+                                    or colour-coded with label_colors
+    root/<split>.txt                one NAME per line (any split name; train.txt, and
+                                    optionally val.txt and test.txt)
 
 ``classes.yaml`` keys: ``class_names`` (list, required), ``aux_modality`` (``depth``,
-``thermal`` or ``hha``, required), ``palette`` (list of [r, g, b], optional, default VOC
-colour map), ``ignore_index`` (default 255), ``name`` (default the folder name),
-``aux_ranges`` (``aux_to_unit`` keyword arguments, e.g. ``{depth_max_m: 5.0}``). Unknown keys
-are rejected.
+``thermal`` or ``hha``, required; a non-empty ``data.aux_modality`` overrides it), ``palette``
+(list of [r, g, b], optional, default VOC colour map), ``ignore_index`` (default 255),
+``name`` (default the folder name), ``aux_ranges`` (``aux_to_unit`` keyword arguments, e.g.
+``{depth_max_m: 5.0}``), ``background`` (the class "mIoU w/o background" leaves out; ``''``
+= none; default: class 0 if it is called unlabeled / void / background / ``_background_``),
+``thermal_colormap`` (the colour map of pseudo-colour thermal files, e.g. ``inferno``,
+``ironbow``, ``jet``; see ``smmcl_core.data.thermal``), ``label_colors`` (colour-coded label
+files: class name, class id or ``ignore`` -> [r, g, b]; any other colour is an error). Unknown
+keys are rejected.
 
 Errors: a missing or unreadable file, size mismatch within a sample and label ids outside
 the classes raise ``FileNotFoundError`` / ``ValueError`` naming the file.
