@@ -37,8 +37,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
     p.add_argument('--lambdas', type=float, nargs='+', default=[0.05, 0.2],
                    help='SMMCL weights (lambda_cm = lambda_vis = lambda_aux)')
+    p.add_argument('--delay', type=float, default=0.0,
+                   help='with --ramp-lambdas: loss.lambda_delay_epochs of the extra runs')
     p.add_argument('--ramp', type=float, default=0.0,
-                   help='loss.lambda_ramp_epochs for the SMMCL runs (0 = constant weight)')
+                   help='with --ramp-lambdas: loss.lambda_ramp_epochs of the extra runs')
+    p.add_argument('--ramp-lambdas', type=float, nargs='*', default=[],
+                   help='also run these weights with the --delay/--ramp warm-up')
     p.add_argument('--epochs', type=int, default=10)
     p.add_argument('--train-size', type=int, default=64, help='synthetic training scenes')
     p.add_argument('--val-size', type=int, default=16, help='synthetic val and test scenes')
@@ -48,19 +52,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def settings(args: argparse.Namespace) -> List[Tuple[str, List[str]]]:
-    """(label, overrides) per compared setting."""
-    out: List[Tuple[str, List[str]]] = []
+def settings(args: argparse.Namespace) -> List[Tuple[str, str, List[str]]]:
+    """(folder name, label, overrides) per compared setting."""
+    out: List[Tuple[str, str, List[str]]] = []
     if not args.no_ce:
-        out.append(('CE only (loss.mode=none)', ['loss.mode=none']))
+        out.append(('ce', 'CE only (loss.mode=none)', ['loss.mode=none']))
     for value in args.lambdas:
-        label = f'SMMCL lambda {value:g}'
-        overrides = ['loss.mode=both'] + [f'loss.lambda_{k}={value}' for k in
+        out.append((f'lambda{value:g}', f'SMMCL lambda {value:g}', ['loss.mode=both'] + [
+            f'loss.lambda_{k}={value}' for k in ('cm', 'vis', 'aux')]))
+    for value in args.ramp_lambdas:
+        out.append((f'lambda{value:g}_delay{args.delay:g}_ramp{args.ramp:g}',
+                    f'SMMCL lambda {value:g}, delay {args.delay:g} + ramp {args.ramp:g} epochs',
+                    ['loss.mode=both'] + [f'loss.lambda_{k}={value}' for k in
                                           ('cm', 'vis', 'aux')]
-        if args.ramp > 0:
-            label += f' (ramp {args.ramp:g} ep)'
-            overrides.append(f'loss.lambda_ramp_epochs={args.ramp}')
-        out.append((label, overrides))
+                    + [f'loss.lambda_delay_epochs={args.delay}',
+                       f'loss.lambda_ramp_epochs={args.ramp}']))
     return out
 
 
@@ -107,8 +113,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     out = Path(args.out)
     rows = []
-    for index, (label, overrides) in enumerate(settings(args)):
-        results = [run_one(args, out / f'setting{index}_seed{seed}', overrides, seed)
+    for folder, label, overrides in settings(args):
+        results = [run_one(args, out / f'{folder}_seed{seed}', overrides, seed)
                    for seed in args.seeds]
         rows.append((label, results))
     print(f'\n{args.preset}, synthetic {args.size[0]}x{args.size[1]}, {args.train_size} train '
