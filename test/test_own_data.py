@@ -389,3 +389,14 @@ def test_evaluate_defaults_to_validation_and_measures_dropped_modalities(folder_
     dropped = evaluate_cli.DroppedModality(dataset, 'aux')[0][1]
     torch.testing.assert_close(dropped, resize_inputs(zero_aux[None], zero_aux[None],
                                                       (48, 64))[0][0])
+
+
+def test_contrastive_weight_schedule():
+    from smmcl_core.losses.schedule import contrastive_scale
+
+    assert contrastive_scale(0.0) == contrastive_scale(7.5) == 1.0  # paper: constant
+    assert [contrastive_scale(t, 2, 4) for t in (0, 1.99, 2, 3, 5, 6, 9)] == \
+        [0, 0, 0, 0.25, 0.75, 1, 1]
+    assert contrastive_scale(1.0, 1.0, 0.0) == 1.0 and contrastive_scale(0.5, 1.0, 0.0) == 0
+    with pytest.raises(ValueError, match='>= 0'):
+        contrastive_scale(1.0, -1.0, 0.0)
