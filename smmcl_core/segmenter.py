@@ -14,8 +14,8 @@ Public API (frozen):
   is the max softmax probability.
 - ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
 - Attributes: ``model``, ``meta``, ``class_names`` (list), ``palette`` ((K,3) uint8),
-  ``aux_modality``, ``aux_ranges``, ``num_classes``, ``ignore_index``, ``device``,
-  ``precision``.
+  ``aux_modality``, ``aux_ranges``, ``conventions`` (``input_conventions(meta)``),
+  ``num_classes``, ``ignore_index``, ``device``, ``precision``.
 
 Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
 On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so one launch file
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from smmcl_core.checkpoint import load_checkpoint, META_KEYS
-from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.data.preprocess import input_conventions, to_input_tensors
 from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
 from smmcl_core.inference import predict_logits
 
@@ -111,6 +111,8 @@ class Segmenter:
         self.std = tuple(float(v) for v in meta['std'])
         self.ignore_index = int(meta['ignore_index'])
         self.resize = check_resize(meta.get('resize'), "meta['resize']")  # None: native
+        # channel_order / aux_encoding (e.g. the released weights' BGR and 8-bit grey aux).
+        self.conventions = input_conventions(self.meta)
         self.crop = _pair(crop)
         self.stride = _pair(stride)
         self.scales = tuple(float(s) for s in scales)
@@ -171,7 +173,7 @@ class Segmenter:
         """
         self._check_inputs(rgb, aux)
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
-                                        **self.aux_ranges)
+                                        **self.conventions, **self.aux_ranges)
         if self.resize is not None:
             rgb_b, aux_b = resize_inputs(rgb_t[None], aux_t[None], self.resize)
             rgb_t, aux_t = rgb_b[0], aux_b[0]  # (3,h,w)

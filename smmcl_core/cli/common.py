@@ -129,11 +129,14 @@ def discrete_scales(scale_range: Sequence[float], step: float = 0.25) -> List[fl
     return scales
 
 
-def _build_split(cfg: ExperimentConfig, split: str, train: bool) -> RGBXDataset:
+def _build_split(cfg: ExperimentConfig, split: str, train: bool,
+                 conventions: Optional[Dict[str, str]] = None) -> RGBXDataset:
     data = cfg.data
     kwargs: Dict[str, Any] = dict(
         train=train, crop_size=tuple(data.crop_size), scales=discrete_scales(data.scale_range),
         flip=data.hflip, seed=cfg.train.seed, resize=check_resize(data.resize))
+    if conventions:
+        kwargs['conventions'] = dict(conventions)
     modality = data.aux_modality or None
     if data.dataset == 'synthetic':
         kwargs.update(length=data.synthetic_train if train else data.synthetic_val,
@@ -168,25 +171,28 @@ def validation_plan(cfg: ExperimentConfig) -> ValPlan:
     return ValPlan('val', False, "dataset split 'val' (data.val_split: auto)")
 
 
-def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool) -> RGBXDataset:
+def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool,
+                        conventions: Optional[Dict[str, str]] = None) -> RGBXDataset:
     """Build the dataset of an experiment for one split.
 
     Training and evaluation (``smmcl-train`` and ``smmcl-evaluate``) both come through here,
-    so a checkpoint is always evaluated with the preprocessing it was trained with.
-    ``split == 'auto'`` is the validation split of :func:`validation_plan`; the training split
-    loses the samples a carved validation split takes.
+    so a checkpoint is always evaluated with the preprocessing it was trained with;
+    ``conventions`` (the checkpoint's ``input_conventions``) carries e.g. the released
+    weights' BGR input into evaluation. ``split == 'auto'`` is the validation split of
+    :func:`validation_plan`; the training split loses the samples a carved validation split
+    takes.
     """
     data = cfg.data
     if split == AUTO or split == data.train_split:
         plan = validation_plan(cfg) if data.val_split == AUTO else None
         if plan is not None and plan.carved:
-            dataset = _build_split(cfg, data.train_split, train=train)
+            dataset = _build_split(cfg, data.train_split, train, conventions)
             kept, val = carve_validation(dataset.names, data.val_fraction, data.split_seed)
             dataset.names = val if split == AUTO else kept
             return dataset
         if split == AUTO:
             split = plan.split if plan is not None else data.val_split
-    return _build_split(cfg, split, train)
+    return _build_split(cfg, split, train, conventions)
 
 
 def append_jsonl(path: Path, record: Dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ depth, coldest thermal, black RGB) after normalisation, which is what the ROS no
 with ``on_missing_aux: rgb_only``.
 
 The dataset, preprocessing and inference settings (sliding window, scales, flip) default to
-the ones stored in the checkpoint's config, and the numbers come from the same
+the ones stored in the checkpoint's config (for an imported release: its meta
+``eval_protocol``, the released 480x640 window, stride 2/3, scale 1, no flip, and its input
+conventions), and the numbers come from the same
 ``engine.evaluate`` the training loop calls, so the mIoU equals the one the training run
 reported for that checkpoint and split.
 
@@ -47,6 +49,7 @@ from smmcl_core.cli.common import (dataset_from_config, parse_pair, run_cli, sel
 from smmcl_core.config import ExperimentConfig, load_config
 from smmcl_core.data import RGBXDataset
 from smmcl_core.data.classes import background_index
+from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.data.resize import restore_logits
 from smmcl_core.data.splits import AUTO
 from smmcl_core.engine import evaluate
@@ -125,10 +128,13 @@ def check_compatible(meta: Dict[str, Any], dataset: RGBXDataset, checkpoint: str
 
 
 class DroppedModality(Dataset):
-    """A dataset view whose RGB or aux input is the normalised all-zero image.
+    """A dataset view whose RGB or aux input is an all-zero raw image, preprocessed.
+
+    The zero image goes through the dataset's own evaluation transform (input conventions,
+    ranges, ``data.resize``), as the node's ``rgb_only`` frames go through ``Segmenter``.
 
     Args:
-        dataset: Dataset yielding ``(rgb (3,H,W), aux (3,H,W), label)``.
+        dataset: Evaluation dataset yielding ``(rgb (3,h,w), aux (3,h,w), label (H,W))``.
         drop: ``'rgb'`` or ``'aux'``.
     """
 
@@ -137,20 +143,21 @@ class DroppedModality(Dataset):
             raise ValueError(f"drop must be 'rgb' or 'aux', got {drop!r}")
         self.dataset = dataset
         self.drop = drop
-        mean = torch.tensor(dataset.info.mean, dtype=torch.float32)
-        std = torch.tensor(dataset.info.std, dtype=torch.float32)
-        self.fill = (-mean / std).view(-1, 1, 1)  # unit value 0, normalised, (3,1,1)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
         rgb, aux, label = self.dataset[index]
+        height, width = label.shape[-2:]  # the raw image size
+        zero_rgb = np.zeros((height, width, 3), np.uint8)
+        zero_aux = np.zeros((height, width, 3) if self.dataset.aux_modality == 'hha'
+                            else (height, width), np.uint8)
+        blank_rgb, blank_aux, _ = self.dataset.transform(
+            zero_rgb, zero_aux, np.zeros((height, width), np.uint8))
         if self.drop == 'rgb':
-            rgb = self.fill.expand_as(rgb).clone()
-        else:
-            aux = self.fill.expand_as(aux).clone()
-        return rgb, aux, label
+            return blank_rgb, aux, label
+        return rgb, blank_aux, label
 
 
 def write_images(model: torch.nn.Module, dataset: RGBXDataset, out: Path, limit: int,
@@ -221,13 +228,17 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     start = time.perf_counter()
     state = load_checkpoint(args.checkpoint, require=('model', 'meta'))
     cfg = resolve_config(args, state)
+    meta = state['meta']
+    # A checkpoint may carry the protocol its weights were published with (imported
+    # releases); it beats the config, the command line beats both.
+    protocol = meta.get('eval_protocol') or {}
     crop = parse_pair(args.crop, '--crop')
     if crop is None and not args.whole:
-        crop = list(cfg.train.eval_crop) or None
-    scales = list(args.scales) if args.scales else list(cfg.train.eval_scales)
+        crop = list(protocol.get('crop') or cfg.train.eval_crop) or None
+    scales = list(args.scales or protocol.get('scales') or cfg.train.eval_scales)
     if not scales or min(scales) <= 0:
         raise ValueError(f'--scales (or train.eval_scales) must be positive numbers, got {scales}')
-    flip = bool(args.flip or cfg.train.eval_flip)
+    flip = bool(args.flip or protocol.get('flip', cfg.train.eval_flip))
     split = cfg.data.val_split
     if split == AUTO:
         split_source = validation_plan(cfg).description
@@ -235,8 +246,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         split_source = f'dataset split {split!r}'
     drop = 'aux' if args.drop_aux else 'rgb' if args.drop_rgb else None
 
-    dataset = dataset_from_config(cfg, split, train=False)
-    meta = state['meta']
+    dataset = dataset_from_config(cfg, split, train=False,
+                                  conventions=input_conventions(meta))
     check_compatible(meta, dataset, args.checkpoint)
     device = select_device(args.device)
     # Plain memory format: the same arithmetic as the evaluation inside the training run.

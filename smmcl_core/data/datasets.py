@@ -78,7 +78,7 @@ from smmcl_core.data.classes import (DatasetInfo, IGNORE_INDEX, LLRGBD_CLASSES,
 from smmcl_core.data.io import (AUX_EXTENSIONS, check_sample, find_file, IMAGE_EXTENSIONS,
                                 read_aux, read_label, read_raw, read_rgb, read_split)
 from smmcl_core.data.preprocess import (AUX_MODALITIES, aux_to_unit, IMAGENET_MEAN,
-                                        IMAGENET_STD)
+                                        IMAGENET_STD, input_conventions)
 from smmcl_core.data.thermal import check_colormap, invert_colormap, MISMATCH_DISTANCE
 from smmcl_core.data.transforms import EvalTransform, RELEASED_SCALES, TrainTransform
 
@@ -133,6 +133,9 @@ class RGBXDataset(Dataset):
         seed: Mixed into the augmentation generator seed.
         resize: ``(H, W)`` network input size (``data.resize``, see ``data.resize``); None =
             native size.
+        conventions: Input conventions of the checkpoint being evaluated
+            (``preprocess.input_conventions(meta)``, e.g. the released weights' BGR and
+            8-bit grey aux); ``None`` = this package's defaults. Evaluation only.
     """
 
     info: DatasetInfo
@@ -143,13 +146,15 @@ class RGBXDataset(Dataset):
                  scales: Sequence[float] = RELEASED_SCALES, flip: bool = True,
                  aux_interpolation: str = 'linear', aux_ranges: Optional[dict] = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 seed: int = 0, resize: Optional[Sequence[int]] = None):
+                 seed: int = 0, resize: Optional[Sequence[int]] = None,
+                 conventions: Optional[Dict[str, str]] = None):
         super().__init__()
         self.train = train
         self.seed = int(seed)
         self._options = dict(crop_size=crop_size, scales=scales, flip=flip,
                              aux_interpolation=aux_interpolation, aux_ranges=aux_ranges,
-                             mean=tuple(mean), std=tuple(std), resize=resize)
+                             mean=tuple(mean), std=tuple(std), resize=resize,
+                             conventions=input_conventions(conventions or {}))
         self._rng_cache: Optional[Tuple[int, np.random.Generator]] = None
 
     def _setup_transform(self) -> None:
@@ -159,13 +164,16 @@ class RGBXDataset(Dataset):
         self.info = dataclasses.replace(self.info, mean=opts['mean'], std=opts['std'],
                                         aux_ranges=ranges)
         if self.train:
+            if opts['conventions'] != input_conventions({}):
+                raise ValueError(f"input conventions {opts['conventions']} are supported for "
+                                 'evaluation only, not for training')
             self.transform = TrainTransform(
                 opts['crop_size'], self.info.aux_modality, opts['mean'], opts['std'],
                 opts['scales'], opts['flip'], self.info.ignore_index,
                 opts['aux_interpolation'], ranges, resize=opts['resize'])
         else:
             self.transform = EvalTransform(self.info.aux_modality, opts['mean'], opts['std'],
-                                           ranges, resize=opts['resize'])
+                                           ranges, opts['conventions'], resize=opts['resize'])
 
     # --- metadata shortcuts -------------------------------------------------------------
     @property
