@@ -19,9 +19,9 @@ Public API (frozen):
   is the max softmax probability.
 - ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
 - Attributes: ``model`` (the network, or for an engine backend the engine: a callable
-  ``(rgb, aux) -> logits`` module), ``backend`` (the engine actually used), ``meta``, ``class_names`` (list), ``palette`` ((K,3) uint8),
-  ``aux_modality``, ``aux_ranges``, ``num_classes``, ``ignore_index``, ``device``,
-  ``precision``.
+  ``(rgb, aux) -> logits`` module), ``backend`` (the engine actually used), ``meta``,
+  ``class_names`` (list), ``palette`` ((K,3) uint8), ``aux_modality``, ``aux_ranges``,
+  ``num_classes``, ``ignore_index``, ``device``, ``precision``.
 
 Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
 On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so one launch file
