@@ -1,7 +1,7 @@
 r"""Launch the smmcl_segmentation node with config/segmentation.yaml.
 
 Arguments: checkpoint (empty: the bundled demo model), rgb_topic, aux_topic, device,
-namespace. Example::
+backend, namespace. Example::
 
     ros2 launch smmcl_ros segmentation.launch.py checkpoint:=/models/nyu.pt \
         rgb_topic:=/camera/color/image_raw aux_topic:=/camera/depth/image_rect_raw
@@ -23,6 +23,7 @@ ARGUMENTS = (
     ('aux_topic', '/camera/depth/image_rect_raw',
      'depth or thermal image topic (remapped to aux/image)'),
     ('device', 'auto', 'auto, cpu or cuda'),
+    ('backend', 'auto', 'inference engine: auto, torch, openvino, onnxruntime or tensorrt'),
     ('namespace', '', 'node namespace'),
 )
 
@@ -33,7 +34,8 @@ def _node(context, *args, **kwargs):
                                'segmentation.yaml')
     command = node_command(params_file=params_file, namespace=values['namespace'],
                            rgb_topic=values['rgb_topic'], aux_topic=values['aux_topic'],
-                           checkpoint=values['checkpoint'], device=values['device'])
+                           checkpoint=values['checkpoint'], device=values['device'],
+                           backend=values['backend'])
     return [Node(package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, output='screen',
                  arguments=command)]
 

@@ -57,7 +57,7 @@ def _load_segmenter(params: NodeParams):
     from smmcl_core.segmenter import Segmenter
 
     return Segmenter.from_checkpoint(params.checkpoint, device=params.device,
-                                     precision=params.precision)
+                                     precision=params.precision, backend=params.backend)
 
 
 class _Frame:
@@ -121,7 +121,8 @@ class SegmentationNode(Node):
         self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
             f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
-            f'precision={self.params.precision}, qos={self.params.qos}, '
+            f'backend={self.segmenter.backend}, precision={self.segmenter.precision}, '
+            f'qos={self.params.qos}, '
             f'on_missing_aux={self.params.on_missing_aux}')
 
     # ---- configuration -------------------------------------------------------------------
@@ -252,6 +253,7 @@ class SegmentationNode(Node):
                           f'no valid aux image for > {self.params.aux_timeout} s; {policy}')
         self._aux_was_stale = stale
         level, message, values = self.stats.snapshot(aux_age, stale, self.device)
+        values += [('backend', self.segmenter.backend), ('precision', self.segmenter.precision)]
         status = DiagnosticStatus(level=bytes([level]), name=f'{self.get_name()}: segmentation',
                                   message=message, hardware_id=self.device,
                                   values=[KeyValue(key=k, value=v) for k, v in values])
