@@ -1,0 +1,123 @@
+"""Inference engines vs torch eager: ``Segmenter.predict`` on a real 640x480 frame.
+
+For each preset, one checkpoint (seeded random weights, NYUv2 meta, 40 classes, depth; or
+``--checkpoint``) is loaded once per engine; every iteration then times ``predict`` of each
+engine in turn on the same real NYUv2 RGB-D frame (interleaved, so load on a shared machine
+hits all engines alike). Prints median ms, the ratio to torch eager in the same run, and the
+agreement of the engine's mask with torch's (fraction of equal pixels, over every NYUv2 sample
+frame)::
+
+    python -m benchmarks.bench_engines --presets smmcl_mscan_b smmcl_mscan_t smmcl_mit_b0 \\
+        --iters 5 --threads 2
+
+Engines: ``torch`` (the reference, the Segmenter default: fp32, NCHW), ``openvino`` fp32 and
+bf16 (bf16 only where the CPU has it), ``onnxruntime`` fp32; missing runtimes are skipped.
+The export happens before timing (cached in ``--cache-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO)]
+
+
+def _checkpoint(preset: str, folder: Path) -> Path:
+    import torch
+
+    from smmcl_core.checkpoint import build_checkpoint, build_meta, save_checkpoint
+    from smmcl_core.data.classes import voc_palette
+    from smmcl_core.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(preset, 40).eval()
+    meta = build_meta(preset, 40, [f'class_{i}' for i in range(40)], voc_palette(40), 'depth')
+    return save_checkpoint(folder / f'{preset}.pth', build_checkpoint(model, {}, meta))
+
+
+def _engines() -> List[tuple]:
+    from smmcl_core.engines import available
+
+    rows = [('torch', 'fp32')]
+    if available('openvino'):
+        from smmcl_core.engines.openvino_engine import cpu_supports_bf16
+
+        rows.append(('openvino', 'fp32'))
+        if cpu_supports_bf16():
+            rows.append(('openvino', 'bf16'))
+    if available('onnxruntime'):
+        rows.append(('onnxruntime', 'fp32'))
+    return rows
+
+
+def main() -> None:
+    """Run the benchmark and print one table per preset."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--presets', nargs='+',
+                        default=['smmcl_mscan_b', 'smmcl_mscan_t', 'smmcl_mit_b0'])
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='benchmark this checkpoint instead (one preset)')
+    parser.add_argument('--iters', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--cache-dir', type=Path, default=None,
+                        help='engine cache (default: a temporary folder)')
+    args = parser.parse_args()
+
+    import torch
+
+    from smmcl_core.data.io import read_aux, read_rgb
+    from smmcl_core.segmenter import Segmenter
+
+    torch.set_num_threads(args.threads)
+    data = REPO.parent / 'shared' / 'data' / 'nyuv2_samples'
+    names = (data / 'test.txt').read_text().split()
+    frames = [(read_rgb(data / 'RGB' / f'{n}.png'), read_aux(data / 'Depth' / f'{n}.png',
+                                                            'depth')) for n in names]
+    rgb, depth = frames[0]
+    print(f'CPU, {args.threads} thread(s), 640x480 NYUv2 frame, {args.iters} interleaved '
+          f'iterations, torch {torch.__version__}')
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache_dir or Path(tmp) / 'cache'
+        checkpoints = ([args.checkpoint] if args.checkpoint else
+                       [_checkpoint(p, Path(tmp)) for p in args.presets])
+        for ckpt in checkpoints:
+            segmenters: Dict[tuple, Segmenter] = {}
+            for backend, precision in _engines():
+                start = time.perf_counter()
+                seg = Segmenter.from_checkpoint(ckpt, device='cpu', backend=backend,
+                                                precision=precision, cache_dir=cache)
+                seg.predict(rgb, depth)  # warm-up: compile for this shape
+                segmenters[(backend, precision)] = seg
+                print(f'  {seg.meta["preset"]}: {backend} {precision} ready in '
+                      f'{time.perf_counter() - start:.1f} s (first run includes the export)',
+                      flush=True)
+            times = {key: [] for key in segmenters}
+            for _ in range(args.iters):
+                for key, seg in segmenters.items():
+                    start = time.perf_counter()
+                    seg.predict(rgb, depth)
+                    times[key].append(time.perf_counter() - start)
+            reference = [segmenters[('torch', 'fp32')].predict(r, d) for r, d in frames]
+            base = float(np.median(times[('torch', 'fp32')]))
+            preset = next(iter(segmenters.values())).meta['preset']
+            print(f'\n{preset}')
+            print(f'{"engine":<20} {"ms (median)":>12} {"/ torch":>8} {"agreement %":>12}')
+            for key, seg in segmenters.items():
+                median = float(np.median(times[key]))
+                agree = np.mean([np.mean(seg.predict(r, d) == ref)
+                                 for (r, d), ref in zip(frames, reference)])
+                print(f'{" ".join(key):<20} {median * 1e3:12.1f} {median / base:8.2f} '
+                      f'{100 * agree:12.3f}', flush=True)
+            del segmenters
+
+
+if __name__ == '__main__':
+    main()
