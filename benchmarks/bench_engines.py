@@ -1,4 +1,4 @@
-"""Inference engines vs torch eager: ``Segmenter.predict`` on a real 640x480 frame.
+r"""Inference engines vs torch eager: ``Segmenter.predict`` on a real 640x480 frame.
 
 For each preset, one checkpoint (seeded random weights, NYUv2 meta, 40 classes, depth; or
 ``--checkpoint``) is loaded once per engine; every iteration then times ``predict`` of each
@@ -79,8 +79,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = REPO.parent / 'shared' / 'data' / 'nyuv2_samples'
     names = (data / 'test.txt').read_text().split()
-    frames = [(read_rgb(data / 'RGB' / f'{n}.png'), read_aux(data / 'Depth' / f'{n}.png',
-                                                            'depth')) for n in names]
+    frames = [(read_rgb(data / 'RGB' / f'{n}.png'),
+               read_aux(data / 'Depth' / f'{n}.png', 'depth')) for n in names]
     rgb, depth = frames[0]
     print(f'CPU, {args.threads} thread(s), 640x480 NYUv2 frame, {args.iters} interleaved '
           f'iterations, torch {torch.__version__}')
