@@ -5,7 +5,7 @@ For each preset, one checkpoint (seeded random weights, NYUv2 meta, 40 classes, 
 engine in turn on the same real NYUv2 RGB-D frame (interleaved, so load on a shared machine
 hits all engines alike). Prints median ms, the ratio to torch eager in the same run, and the
 agreement of the engine's mask with torch's (fraction of equal pixels, over every NYUv2 sample
-frame)::
+frame; MSRS night RGB-thermal frames for a thermal ``--checkpoint``)::
 
     python -m benchmarks.bench_engines --presets smmcl_mscan_b smmcl_mscan_t smmcl_mit_b0 \\
         --iters 5 --threads 2
@@ -73,17 +73,25 @@ def main() -> None:
 
     import torch
 
+    from smmcl_core.checkpoint import load_checkpoint
     from smmcl_core.data.io import read_aux, read_rgb
     from smmcl_core.segmenter import Segmenter
 
     torch.set_num_threads(args.threads)
-    data = REPO.parent / 'shared' / 'data' / 'nyuv2_samples'
-    names = (data / 'test.txt').read_text().split()
-    frames = [(read_rgb(data / 'RGB' / f'{n}.png'),
-               read_aux(data / 'Depth' / f'{n}.png', 'depth')) for n in names]
+    shared = REPO.parent / 'shared' / 'data'
+    if args.checkpoint and load_checkpoint(args.checkpoint)['meta']['aux_modality'] == 'thermal':
+        data, what = shared / 'msrs_night', 'MSRS night RGB-thermal'
+        names = sorted(p.name for p in (data / 'visible').iterdir())[:3]
+        frames = [(read_rgb(data / 'visible' / n), read_aux(data / 'thermal' / n, 'thermal'))
+                  for n in names]
+    else:
+        data, what = shared / 'nyuv2_samples', 'NYUv2 RGB-D'
+        names = (data / 'test.txt').read_text().split()
+        frames = [(read_rgb(data / 'RGB' / f'{n}.png'),
+                   read_aux(data / 'Depth' / f'{n}.png', 'depth')) for n in names]
     rgb, depth = frames[0]
-    print(f'CPU, {args.threads} thread(s), 640x480 NYUv2 frame, {args.iters} interleaved '
-          f'iterations, torch {torch.__version__}')
+    print(f'CPU, {args.threads} thread(s), 640x480 {what} frame, {args.iters} interleaved '
+          f'iterations, agreement over {len(frames)} frames, torch {torch.__version__}')
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache_dir or Path(tmp) / 'cache'
         checkpoints = ([args.checkpoint] if args.checkpoint else
