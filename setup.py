@@ -75,6 +75,8 @@ setup(
             _console('smmcl-replay', 'smmcl_ros.replay:main'),
             _console('bag_replay', 'smmcl_ros.replay:main'),
             _console('smmcl-demo', 'smmcl_ros.demo:main'),
+            _console('smmcl-import-release', 'smmcl_core.cli.import_release:main'),
+            _console('import_release', 'smmcl_core.cli.import_release:main'),
         ],
     },
 )

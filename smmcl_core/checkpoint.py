@@ -223,8 +223,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu',
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: corrupt/truncated file, pickled code (refused), not an smmcl
-            checkpoint, unsupported ``format_version``, or missing keys; the message names
-            the file.
+            checkpoint (the authors' released ``epoch-N.pth`` gets a message naming
+            ``smmcl-import-release``), unsupported ``format_version``, or missing keys; the
+            message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -238,6 +239,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu',
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f'checkpoint {path} is corrupt or truncated: {exc}') from exc
     if not isinstance(state, dict) or 'format_version' not in state:
+        from smmcl_core.release import is_release_state, release_hint  # imports this module
+
+        if is_release_state(state):
+            raise CheckpointError(release_hint(path))
         raise CheckpointError(f'{path} is not an smmcl checkpoint (no format_version key; '
                               'plain state_dicts are not accepted)')
     version = state['format_version']

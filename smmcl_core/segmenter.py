@@ -21,6 +21,7 @@ Public API (frozen):
 - Attributes: ``model`` (the network, or for an engine backend the engine: a callable
   ``(rgb, aux) -> logits`` module), ``backend`` (the engine actually used), ``meta``,
   ``class_names`` (list), ``palette`` ((K,3) uint8), ``aux_modality``, ``aux_ranges``,
+  ``conventions`` (``input_conventions(meta)``),
   ``num_classes``, ``ignore_index``, ``device``, ``precision``.
 
 Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
@@ -45,7 +46,7 @@ import torch
 from torch import nn
 
 from smmcl_core.checkpoint import load_checkpoint, META_KEYS
-from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.data.preprocess import input_conventions, to_input_tensors
 from smmcl_core.engines import create_engine, Engine, resolve_backend
 from smmcl_core.inference import predict_logits
 
@@ -122,6 +123,8 @@ class Segmenter:
         self.mean = tuple(float(v) for v in meta['mean'])
         self.std = tuple(float(v) for v in meta['std'])
         self.ignore_index = int(meta['ignore_index'])
+        # channel_order / aux_encoding (e.g. the released weights' BGR and 8-bit grey aux).
+        self.conventions = input_conventions(self.meta)
         self.crop = _pair(crop)
         self.stride = _pair(stride)
         self.scales = tuple(float(s) for s in scales)
@@ -211,7 +214,7 @@ class Segmenter:
         """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated)."""
         self._check_inputs(rgb, aux)
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
-                                        **self.aux_ranges)
+                                        **self.conventions, **self.aux_ranges)
         non_blocking = self.device.type == 'cuda'
         rgb_t = rgb_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
                                       memory_format=self.memory_format)

@@ -74,7 +74,8 @@ def test_preset_train_and_eval(name):
 
 # Presets without a real run above; the three largest are slow even to build.
 _META_PRESETS = [pytest.param(n, marks=pytest.mark.slow)
-                 if n in ('smmcl_mit_b4', 'smmcl_mit_b5', 'smmcl_mscan_l') else n
+                 if n in ('smmcl_mit_b4', 'smmcl_mit_b5', 'smmcl_mscan_l', 'smmcl_mscan_l_release')
+                 else n
                  for n in sorted(PRESETS) if n == 'smmcl_resnet101' or n not in REQUIRED_PRESETS]
 
 

@@ -35,7 +35,7 @@ def test_colcon_build_installs_package_files(colcon_install):
               / 'packages' / 'smmcl_ros')
     assert marker.is_file()
     lib = colcon_install / 'smmcl_ros' / 'lib' / 'smmcl_ros'
-    for exe in ('segmentation_node', 'bag_eval', 'make_bag', 'bag_replay'):
+    for exe in ('segmentation_node', 'bag_eval', 'make_bag', 'bag_replay', 'import_release'):
         assert os.access(lib / exe, os.X_OK), f'{exe} not installed in {lib}'
 
 
@@ -75,3 +75,15 @@ def test_installed_node_starts_and_stops_on_sigint(colcon_install, ros_env, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_installed_import_release_runs(colcon_install, ros_env, tmp_path):
+    """``ros2 run smmcl_ros import_release``: the installed script answers and names errors."""
+    exe = colcon_install / 'smmcl_ros' / 'lib' / 'smmcl_ros' / 'import_release'
+    env = _installed_env(colcon_install, ros_env)
+    missing = tmp_path / 'epoch-500.pth'
+    done = subprocess.run([sys.executable, str(exe), str(missing), '--dataset', 'llrgbd',
+                           '--out', str(tmp_path / 'out.pth')], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f'released checkpoint not found: {missing}' in done.stderr

@@ -127,16 +127,21 @@ def discrete_scales(scale_range: Sequence[float], step: float = 0.25) -> List[fl
     return scales
 
 
-def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool) -> RGBXDataset:
+def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool,
+                        conventions: Optional[Dict[str, str]] = None) -> RGBXDataset:
     """Build the dataset of an experiment for one split.
 
     Training and evaluation (``smmcl-train`` and ``smmcl-evaluate``) both come through here,
-    so a checkpoint is always evaluated with the preprocessing it was trained with.
+    so a checkpoint is always evaluated with the preprocessing it was trained with;
+    ``conventions`` (the checkpoint's ``input_conventions``) carries e.g. the released
+    weights' BGR input into evaluation.
     """
     data = cfg.data
     kwargs: Dict[str, Any] = dict(
         train=train, crop_size=tuple(data.crop_size), scales=discrete_scales(data.scale_range),
         flip=data.hflip, seed=cfg.train.seed)
+    if conventions:
+        kwargs['conventions'] = dict(conventions)
     modality = data.aux_modality or None
     if data.dataset == 'synthetic':
         kwargs.update(length=data.synthetic_train if train else data.synthetic_val,

@@ -9,7 +9,9 @@ Usage::
                    [--backend torch|auto|openvino|onnxruntime|tensorrt]
 
 The dataset, preprocessing and inference settings (sliding window, scales, flip) default to
-the ones stored in the checkpoint's config, and the numbers come from the same
+the ones stored in the checkpoint's config (for an imported release: its meta
+``eval_protocol``, the released 480x640 window, stride 2/3, scale 1, no flip, and its input
+conventions), and the numbers come from the same
 ``engine.evaluate`` the training loop calls, so the mIoU equals the one the training run
 reported for that checkpoint and split. ``--backend`` runs the network through an inference
 engine instead (``smmcl_core.engines``; same predictions on >= 99.5% of pixels, faster on CPU);
@@ -40,6 +42,7 @@ from smmcl_core.cli.common import (dataset_from_config, parse_pair, run_cli, sel
 from smmcl_core.cli.train import background_index
 from smmcl_core.config import ExperimentConfig, load_config
 from smmcl_core.data import RGBXDataset
+from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.engine import evaluate
 from smmcl_core.inference import predict_logits
 from smmcl_core.metrics import ConfusionMatrix
@@ -170,17 +173,21 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     start = time.perf_counter()
     state = load_checkpoint(args.checkpoint, require=('model', 'meta'))
     cfg = resolve_config(args, state)
+    meta = state['meta']
+    # A checkpoint may carry the protocol its weights were published with (imported
+    # releases); it beats the config, the command line beats both.
+    protocol = meta.get('eval_protocol') or {}
     crop = parse_pair(args.crop, '--crop')
     if crop is None and not args.whole:
-        crop = list(cfg.train.eval_crop) or None
-    scales = list(args.scales) if args.scales else list(cfg.train.eval_scales)
+        crop = list(protocol.get('crop') or cfg.train.eval_crop) or None
+    scales = list(args.scales or protocol.get('scales') or cfg.train.eval_scales)
     if not scales or min(scales) <= 0:
         raise ValueError(f'--scales (or train.eval_scales) must be positive numbers, got {scales}')
-    flip = bool(args.flip or cfg.train.eval_flip)
+    flip = bool(args.flip or protocol.get('flip', cfg.train.eval_flip))
     split = cfg.data.val_split
 
-    dataset = dataset_from_config(cfg, split, train=False)
-    meta = state['meta']
+    dataset = dataset_from_config(cfg, split, train=False,
+                                  conventions=input_conventions(meta))
     check_compatible(meta, dataset, args.checkpoint)
     device = select_device(args.device)
     # Plain memory format: the same arithmetic as the evaluation inside the training run.

@@ -29,6 +29,7 @@ from smmcl_core.checkpoint import load_checkpoint
 from smmcl_core.cli.common import dataset_from_config, run_cli, select_device
 from smmcl_core.cli.evaluate import check_compatible, resolve_config
 from smmcl_core.data import RGBXDataset
+from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.losses import downscale_labels
 from smmcl_core.segmenter import Segmenter
 
@@ -142,12 +143,17 @@ def run(args: argparse.Namespace) -> Path:
         raise ValueError('--per-class and --max-images must be >= 1')
     first = load_checkpoint(args.checkpoint[0], require=('model', 'meta'))
     cfg = resolve_config(args, first)
-    dataset = dataset_from_config(cfg, cfg.data.val_split, train=False)
+    dataset = dataset_from_config(cfg, cfg.data.val_split, train=False,
+                                  conventions=input_conventions(first['meta']))
     device = select_device(args.device)
     panels = []
     for path in args.checkpoint:
         segmenter = Segmenter.from_checkpoint(path, device=device, channels_last=False)
         check_compatible(segmenter.meta, dataset, path)
+        if segmenter.conventions != input_conventions(first['meta']):
+            raise ValueError(f'checkpoint {path} expects input conventions '
+                             f'{segmenter.conventions}, {args.checkpoint[0]} '
+                             f"{input_conventions(first['meta'])}; plot them separately")
         vis, aux, labels = collect_features(segmenter.model, dataset, args.max_images,
                                             args.features, device)
         # The same positions for both modalities, so the two plots are comparable.

@@ -67,7 +67,8 @@ from smmcl_core.data.classes import (DatasetInfo, IGNORE_INDEX, LLRGBD_CLASSES,
                                      NYU40_CLASSES, palette_array, voc_palette)
 from smmcl_core.data.io import (AUX_EXTENSIONS, check_sample, find_file, IMAGE_EXTENSIONS,
                                 read_aux, read_label, read_raw, read_rgb, read_split)
-from smmcl_core.data.preprocess import AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD
+from smmcl_core.data.preprocess import (AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD,
+                                        input_conventions)
 from smmcl_core.data.transforms import EvalTransform, RELEASED_SCALES, TrainTransform
 
 RawSample = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -119,6 +120,9 @@ class RGBXDataset(Dataset):
         mean: Normalisation mean.
         std: Normalisation std.
         seed: Mixed into the augmentation generator seed.
+        conventions: Input conventions of the checkpoint being evaluated
+            (``preprocess.input_conventions(meta)``, e.g. the released weights' BGR and
+            8-bit grey aux); ``None`` = this package's defaults. Evaluation only.
     """
 
     info: DatasetInfo
@@ -129,13 +133,14 @@ class RGBXDataset(Dataset):
                  scales: Sequence[float] = RELEASED_SCALES, flip: bool = True,
                  aux_interpolation: str = 'linear', aux_ranges: Optional[dict] = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 seed: int = 0):
+                 seed: int = 0, conventions: Optional[Dict[str, str]] = None):
         super().__init__()
         self.train = train
         self.seed = int(seed)
         self._options = dict(crop_size=crop_size, scales=scales, flip=flip,
                              aux_interpolation=aux_interpolation, aux_ranges=aux_ranges,
-                             mean=tuple(mean), std=tuple(std))
+                             mean=tuple(mean), std=tuple(std),
+                             conventions=input_conventions(conventions or {}))
         self._rng_cache: Optional[Tuple[int, np.random.Generator]] = None
 
     def _setup_transform(self) -> None:
@@ -146,13 +151,16 @@ class RGBXDataset(Dataset):
                                 self.info.ignore_index, self.info.aux_modality,
                                 opts['mean'], opts['std'], ranges)
         if self.train:
+            if opts['conventions'] != input_conventions({}):
+                raise ValueError(f"input conventions {opts['conventions']} are supported for "
+                                 'evaluation only, not for training')
             self.transform = TrainTransform(
                 opts['crop_size'], self.info.aux_modality, opts['mean'], opts['std'],
                 opts['scales'], opts['flip'], self.info.ignore_index,
                 opts['aux_interpolation'], ranges)
         else:
             self.transform = EvalTransform(self.info.aux_modality, opts['mean'], opts['std'],
-                                           ranges)
+                                           ranges, opts['conventions'])
 
     # --- metadata shortcuts -------------------------------------------------------------
     @property

@@ -25,9 +25,24 @@ Anything else raises ``ValueError`` naming the modality, dtype and shape.
 The network input follows the released SMMCL code: both modalities are divided to [0, 1] and
 normalised with the ImageNet mean/std per channel; a single-channel aux map is replicated to
 three channels first.
+
+Input conventions (checkpoint meta keys, see :func:`input_conventions`; a checkpoint without
+them gets the defaults, i.e. the behaviour above):
+
+- ``channel_order``: ``'rgb'`` (default) or ``'bgr'``: the order in which the network expects
+  the channels of every colour image, the RGB image and a 3-channel HHA aux alike. Callers
+  always pass RGB-ordered arrays; ``'bgr'`` reverses them here. The authors' released weights
+  were trained on BGR: their loader's ``cv2.imread(path, cv2.COLOR_BGR2RGB)`` passes a colour
+  conversion code (4) as the read flag, which OpenCV takes as ``IMREAD_ANYCOLOR``.
+- ``aux_encoding``: ``'unit'`` (default: the table above) or ``'imread_grayscale'``: the
+  single-channel aux as the released loader read it with ``cv2.IMREAD_GRAYSCALE``: uint8 as
+  is, uint16 reduced to its high byte (``v >> 8``), then ``/ 255``. Float depth in metres is
+  first turned into the uint16 millimetres a ROS ``16UC1`` image would carry (rounded,
+  invalid -> 0), so ``32FC1`` and ``16UC1`` depth reach the network in the same units. HHA is
+  read as 8-bit colour either way.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -39,6 +54,15 @@ AUX_MODALITIES: Tuple[str, ...] = ('depth', 'thermal', 'hha')
 
 DEFAULT_DEPTH_MAX_M = 10.0
 DEFAULT_THERMAL_PERCENTILES = (1.0, 99.0)
+
+CHANNEL_ORDERS: Tuple[str, ...] = ('rgb', 'bgr')
+AUX_ENCODINGS: Tuple[str, ...] = ('unit', 'imread_grayscale')
+# Meta key -> (default, valid values). The defaults are what checkpoints without the keys
+# (everything trained by this package) have always meant.
+CONVENTIONS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    'channel_order': ('rgb', CHANNEL_ORDERS),
+    'aux_encoding': ('unit', AUX_ENCODINGS),
+}
 
 
 def _describe(aux: np.ndarray) -> str:
@@ -138,7 +162,48 @@ def _hha_to_unit(aux: np.ndarray) -> np.ndarray:
     return aux.astype(np.float32) / 255.0
 
 
-def aux_to_unit(aux: np.ndarray, modality: str, *,
+def input_conventions(meta: Mapping[str, Any]) -> Dict[str, str]:
+    """The input conventions of a checkpoint ``meta`` (defaults for keys it lacks).
+
+    Returns:
+        ``{'channel_order': ..., 'aux_encoding': ...}``, keyword arguments of
+        :func:`to_input_tensors`.
+
+    Raises:
+        ValueError: a value that is not valid (the message names the key and valid values).
+    """
+    out = {}
+    for key, (default, valid) in CONVENTIONS.items():
+        value = meta.get(key, default)
+        if value not in valid:
+            raise ValueError(f'checkpoint meta {key}={value!r} is not one of {", ".join(valid)}')
+        out[key] = str(value)
+    return out
+
+
+def _imread_grayscale_to_unit(aux: np.ndarray, modality: str) -> np.ndarray:
+    """Single-channel aux as ``cv2.imread(path, cv2.IMREAD_GRAYSCALE) / 255`` would give it."""
+    aux = _single_channel(aux, modality)
+    if aux.dtype == np.uint8:
+        gray = aux
+    elif aux.dtype == np.uint16:
+        gray = (aux >> 8).astype(np.uint8)  # OpenCV's 16 -> 8 bit conversion keeps the high byte
+    elif modality == 'depth' and np.issubdtype(aux.dtype, np.floating):
+        # Metres -> the uint16 millimetres of a 16UC1 image (0 = invalid), then the same.
+        mm = aux.astype(np.float64) * 1000.0
+        mm[~np.isfinite(mm) | (mm < 0)] = 0.0
+        gray = (np.clip(np.rint(mm), 0, 65535).astype(np.uint16) >> 8).astype(np.uint8)
+    else:
+        raise ValueError(
+            f'unsupported {modality} encoding ({_describe(aux)}) for aux_encoding '
+            f"'imread_grayscale': expected uint8 or uint16" +
+            (' or float metres' if modality == 'depth' else ''))
+    unit = gray.astype(np.float32)
+    unit /= np.float32(255.0)
+    return unit
+
+
+def aux_to_unit(aux: np.ndarray, modality: str, *, encoding: str = 'unit',
                 depth_max_m: float = DEFAULT_DEPTH_MAX_M,
                 thermal_range: Optional[Sequence[float]] = None,
                 thermal_percentiles: Sequence[float] = DEFAULT_THERMAL_PERCENTILES
@@ -148,6 +213,8 @@ def aux_to_unit(aux: np.ndarray, modality: str, *,
     Args:
         aux: Raw image as stored on disk or received from ROS (see the module table).
         modality: ``'depth'``, ``'thermal'`` or ``'hha'``.
+        encoding: ``'unit'`` (the module table) or ``'imread_grayscale'`` (the released
+            loader's reading, see the module docstring; the ranges below are then unused).
         depth_max_m: Depth (metres) mapped to 1; farther readings saturate at 1.
         thermal_range: Fixed ``(lo, hi)`` raw thermal values mapped to 0 and 1 for uint16 /
             float thermal; ``None`` uses per-image percentiles.
@@ -160,6 +227,10 @@ def aux_to_unit(aux: np.ndarray, modality: str, *,
         ValueError: Unknown modality, or an encoding (dtype/shape) it cannot interpret.
     """
     aux = np.asarray(aux)
+    if encoding not in AUX_ENCODINGS:
+        raise ValueError(f'unknown aux encoding {encoding!r}; valid: {", ".join(AUX_ENCODINGS)}')
+    if encoding == 'imread_grayscale' and modality in ('depth', 'thermal'):
+        return _imread_grayscale_to_unit(aux, modality)
     if modality == 'depth':
         return _depth_to_unit(aux, depth_max_m)
     if modality == 'thermal':
@@ -225,7 +296,8 @@ def hwc_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
                      mean: Sequence[float] = IMAGENET_MEAN,
-                     std: Sequence[float] = IMAGENET_STD,
+                     std: Sequence[float] = IMAGENET_STD, *,
+                     channel_order: str = 'rgb', aux_encoding: str = 'unit',
                      **ranges) -> Tuple[torch.Tensor, torch.Tensor]:
     """Turn one raw RGB + aux pair into normalised network inputs (no batch dimension).
 
@@ -235,6 +307,9 @@ def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
         modality: ``'depth'``, ``'thermal'`` or ``'hha'``.
         mean: Per-channel mean, applied to both modalities.
         std: Per-channel std, applied to both modalities.
+        channel_order: ``'rgb'`` or ``'bgr'``: channel order the network expects for colour
+            images (RGB and HHA); the inputs are always RGB-ordered.
+        aux_encoding: ``'unit'`` or ``'imread_grayscale'`` (see :func:`aux_to_unit`).
         **ranges: ``depth_max_m``, ``thermal_range``, ``thermal_percentiles`` for
             :func:`aux_to_unit`.
 
@@ -244,8 +319,15 @@ def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
     Raises:
         ValueError: Unsupported encodings or mismatched image sizes.
     """
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f'unknown channel order {channel_order!r}; valid: '
+                         f'{", ".join(CHANNEL_ORDERS)}')
     rgb_unit = rgb_to_unit(rgb)
-    aux_unit = aux_to_unit(aux, modality, **ranges)
+    aux_unit = aux_to_unit(aux, modality, encoding=aux_encoding, **ranges)
+    if channel_order == 'bgr':
+        rgb_unit = rgb_unit[:, :, ::-1]  # views: normalize_to_chw reads plane by plane
+        if aux_unit.ndim == 3:
+            aux_unit = aux_unit[:, :, ::-1]
     if aux_unit.shape[:2] != rgb_unit.shape[:2]:
         raise ValueError(
             f'rgb and aux sizes differ: rgb {tuple(rgb_unit.shape[:2])}, '

@@ -138,18 +138,22 @@ class EvalTransform:
         mean: Normalisation mean (both modalities).
         std: Normalisation std (both modalities).
         aux_ranges: Keyword arguments for ``aux_to_unit``.
+        conventions: ``channel_order`` / ``aux_encoding`` for ``to_input_tensors`` (a
+            checkpoint's ``input_conventions``); ``None`` = defaults.
     """
 
     def __init__(self, aux_modality: str, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, aux_ranges: Optional[dict] = None):
+                 std: Sequence[float] = IMAGENET_STD, aux_ranges: Optional[dict] = None,
+                 conventions: Optional[dict] = None):
         self.aux_modality = aux_modality
         self.mean = tuple(mean)
         self.std = tuple(std)
         self.aux_ranges = dict(aux_ranges or {})
+        self.conventions = dict(conventions or {})
 
     def __call__(self, rgb: np.ndarray, aux: np.ndarray, label: np.ndarray,
                  rng: Optional[np.random.Generator] = None) -> Sample:
         """Normalise one raw sample; ``rng`` is unused (same call signature as training)."""
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
-                                        **self.aux_ranges)
+                                        **self.conventions, **self.aux_ranges)
         return rgb_t, aux_t, label_to_tensor(label)

@@ -36,6 +36,9 @@ PRESETS = {
                           ham_rank=16, drop_path_rate=0.1),
     'smmcl_mscan_l': dict(encoder='mscan', variant='l', decoder='ham', decoder_channels=1024,
                           ham_rank=64, drop_path_rate=0.3),
+    # the released code's MSCAN-L: its LightHamHead keeps decoder_embed_dim 512
+    'smmcl_mscan_l_release': dict(encoder='mscan', variant='l', decoder='ham',
+                                  decoder_channels=512, ham_rank=64, drop_path_rate=0.3),
     'smmcl_mit_b1': dict(encoder='mit', variant='b1', decoder='mlp', decoder_channels=512,
                          drop_path_rate=0.1),
     'smmcl_mit_b3': dict(encoder='mit', variant='b3', decoder='mlp', decoder_channels=512,
