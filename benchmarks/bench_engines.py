@@ -1,11 +1,13 @@
 r"""Inference engines vs torch eager: ``Segmenter.predict`` on a real 640x480 frame.
 
 For each preset, one checkpoint (seeded random weights, NYUv2 meta, 40 classes, depth; or
-``--checkpoint``) is loaded once per engine; every iteration then times ``predict`` of each
-engine in turn on the same real NYUv2 RGB-D frame (interleaved, so load on a shared machine
-hits all engines alike). Prints median ms, the ratio to torch eager in the same run, and the
-agreement of the engine's mask with torch's (fraction of equal pixels, over every NYUv2 sample
-frame; MSRS night RGB-thermal frames for a thermal ``--checkpoint``)::
+``--checkpoint``) is loaded by each engine in its own process (as in the node: one engine per
+process; in one process the runtimes' idle thread pools slow each other down many times
+over); every iteration then times ``predict`` of each engine in turn on the same real NYUv2
+RGB-D frame (interleaved, so load on a shared machine hits all engines alike). Prints median
+ms, the ratio to torch eager in the same run, and the agreement of the engine's mask with
+torch's (fraction of equal pixels, over every NYUv2 sample frame; MSRS night RGB-thermal
+frames for a thermal ``--checkpoint``)::
 
     python -m benchmarks.bench_engines --presets smmcl_mscan_b smmcl_mscan_t smmcl_mit_b0 \\
         --iters 5 --threads 2
@@ -18,11 +20,12 @@ The export happens before timing (cached in ``--cache-dir``).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 from pathlib import Path
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
@@ -58,6 +61,26 @@ def _engines() -> List[tuple]:
     return rows
 
 
+def _worker(conn, ckpt, backend, precision, cache, threads, frames) -> None:
+    """One engine in its own process: load, warm up, then time ``predict`` on request."""
+    import torch
+
+    from smmcl_core.segmenter import Segmenter
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    seg = Segmenter.from_checkpoint(ckpt, device='cpu', backend=backend, precision=precision,
+                                    cache_dir=cache)
+    rgb, depth = frames[0]
+    seg.predict(rgb, depth)  # warm-up: compile for this shape
+    masks = [seg.predict(r, d) for r, d in frames]
+    conn.send((seg.meta['preset'], time.perf_counter() - start, masks))
+    while conn.recv() == 'run':
+        start = time.perf_counter()
+        seg.predict(rgb, depth)
+        conn.send(time.perf_counter() - start)
+
+
 def main() -> None:
     """Run the benchmark and print one table per preset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,9 +98,8 @@ def main() -> None:
 
     from smmcl_core.checkpoint import load_checkpoint
     from smmcl_core.data.io import read_aux, read_rgb
-    from smmcl_core.segmenter import Segmenter
-
     torch.set_num_threads(args.threads)
+    ctx = multiprocessing.get_context('spawn')
     shared = REPO.parent / 'shared' / 'data'
     if args.checkpoint and load_checkpoint(args.checkpoint)['meta']['aux_modality'] == 'thermal':
         data, what = shared / 'msrs_night', 'MSRS night RGB-thermal'
@@ -97,34 +119,33 @@ def main() -> None:
         checkpoints = ([args.checkpoint] if args.checkpoint else
                        [_checkpoint(p, Path(tmp)) for p in args.presets])
         for ckpt in checkpoints:
-            segmenters: Dict[tuple, Segmenter] = {}
-            for backend, precision in _engines():
-                start = time.perf_counter()
-                seg = Segmenter.from_checkpoint(ckpt, device='cpu', backend=backend,
-                                                precision=precision, cache_dir=cache)
-                seg.predict(rgb, depth)  # warm-up: compile for this shape
-                segmenters[(backend, precision)] = seg
-                print(f'  {seg.meta["preset"]}: {backend} {precision} ready in '
-                      f'{time.perf_counter() - start:.1f} s (first run includes the export)',
-                      flush=True)
-            times = {key: [] for key in segmenters}
+            workers = {}
+            for key in _engines():  # one at a time: exports must not compete for the CPU
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(child, ckpt, *key, cache, args.threads,
+                                                         frames))
+                proc.start()
+                preset, ready_s, masks = parent.recv()
+                workers[key] = (proc, parent, masks)
+                print(f'  {preset}: {" ".join(key)} ready in {ready_s:.1f} s (first run '
+                      'includes the export)', flush=True)
+            times = {key: [] for key in workers}
             for _ in range(args.iters):
-                for key, seg in segmenters.items():
-                    start = time.perf_counter()
-                    seg.predict(rgb, depth)
-                    times[key].append(time.perf_counter() - start)
-            reference = [segmenters[('torch', 'fp32')].predict(r, d) for r, d in frames]
+                for key, (_, conn, _) in workers.items():
+                    conn.send('run')
+                    times[key].append(conn.recv())
+            for proc, conn, _ in workers.values():
+                conn.send('stop')
+                proc.join()
+            reference = workers[('torch', 'fp32')][2]
             base = float(np.median(times[('torch', 'fp32')]))
-            preset = next(iter(segmenters.values())).meta['preset']
             print(f'\n{preset}')
             print(f'{"engine":<20} {"ms (median)":>12} {"/ torch":>8} {"agreement %":>12}')
-            for key, seg in segmenters.items():
+            for key, (_, _, masks) in workers.items():
                 median = float(np.median(times[key]))
-                agree = np.mean([np.mean(seg.predict(r, d) == ref)
-                                 for (r, d), ref in zip(frames, reference)])
+                agree = np.mean([np.mean(m == ref) for m, ref in zip(masks, reference)])
                 print(f'{" ".join(key):<20} {median * 1e3:12.1f} {median / base:8.2f} '
                       f'{100 * agree:12.3f}', flush=True)
-            del segmenters
 
 
 if __name__ == '__main__':
