@@ -5,7 +5,7 @@ PYTHON ?= python3
 # kept. CI pins its versions before calling `make test` (see .ci/run).
 TORCH_SPEC ?= torch torchvision
 ROS_SPEC ?= ros-jazzy-rclpy[fastrtps] ros-jazzy-sensor-msgs ros-jazzy-std-msgs \
-	ros-jazzy-diagnostic-msgs
+	ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs
 TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package
 
 .PHONY: install demo test lint
@@ -13,7 +13,7 @@ TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package
 install:
 	$(PYTHON) -m pip install --quiet $(TORCH_SPEC)
 	$(PYTHON) -m pip install --quiet -e ".[train,export,openvino,onnxruntime,test]"
-	@$(PYTHON) -c 'import rclpy' 2>/dev/null || $(PYTHON) -m pip install --quiet $(ROS_SPEC)
+	@$(PYTHON) -c 'import rclpy, lifecycle_msgs' 2>/dev/null || $(PYTHON) -m pip install --quiet $(ROS_SPEC)
 	$(PYTHON) -m pip install --quiet $(TEST_SPEC)
 
 demo: install

@@ -1,7 +1,9 @@
 r"""Launch the smmcl_segmentation node with config/segmentation.yaml.
 
 Arguments: checkpoint (empty: the bundled demo model), rgb_topic, aux_topic, device,
-backend, namespace. Example::
+backend (inference engine), namespace, lifecycle (true: the managed node, which starts
+unconfigured), fastdds_profile (true: config/fastdds_large_images.xml for the node's Fast DDS
+participant unless the environment already names a profile). Example::
 
     ros2 launch smmcl_ros segmentation.launch.py checkpoint:=/models/nyu.pt \
         rgb_topic:=/camera/color/image_raw aux_topic:=/camera/depth/image_rect_raw
@@ -15,7 +17,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from smmcl_ros.launch_args import EXECUTABLE, node_command, NODE_NAME, PACKAGE
+from smmcl_ros.launch_args import (executable, FASTDDS_PROFILE, node_command, node_env,
+                                   NODE_NAME, PACKAGE, parse_bool)
 
 ARGUMENTS = (
     ('checkpoint', '', 'path to an smmcl checkpoint (.pt); empty: the bundled demo model'),
@@ -25,19 +28,25 @@ ARGUMENTS = (
     ('device', 'auto', 'auto, cpu or cuda'),
     ('backend', 'auto', 'inference engine: auto, torch, openvino, onnxruntime or tensorrt'),
     ('namespace', '', 'node namespace'),
+    ('lifecycle', 'false', 'true: the managed (lifecycle) node, started unconfigured'),
+    ('fastdds_profile', 'true',
+     'true: Fast DDS profile with a shared-memory segment for camera-sized images'),
 )
 
 
 def _node(context, *args, **kwargs):
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    params_file = os.path.join(get_package_share_directory(PACKAGE), 'config',
-                               'segmentation.yaml')
+    config = os.path.join(get_package_share_directory(PACKAGE), 'config')
+    params_file = os.path.join(config, 'segmentation.yaml')
     command = node_command(params_file=params_file, namespace=values['namespace'],
                            rgb_topic=values['rgb_topic'], aux_topic=values['aux_topic'],
                            checkpoint=values['checkpoint'], device=values['device'],
                            backend=values['backend'])
-    return [Node(package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, output='screen',
-                 arguments=command)]
+    env = node_env(parse_bool('fastdds_profile', values['fastdds_profile']),
+                   os.path.join(config, FASTDDS_PROFILE), os.environ)
+    lifecycle = parse_bool('lifecycle', values['lifecycle'])
+    return [Node(package=PACKAGE, executable=executable(lifecycle), name=NODE_NAME,
+                 output='screen', arguments=command, additional_env=env)]
 
 
 def generate_launch_description() -> LaunchDescription:

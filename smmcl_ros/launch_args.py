@@ -3,11 +3,44 @@
 Kept free of ``launch``/``launch_ros`` so that it can be tested where those are not installed.
 """
 
-from typing import List, Optional
+from typing import Dict, List, Mapping, Optional
 
 NODE_NAME = 'smmcl_segmentation'
 EXECUTABLE = 'segmentation_node'
+LIFECYCLE_EXECUTABLE = 'segmentation_lifecycle_node'
 PACKAGE = 'smmcl_ros'
+# Fast DDS profile with a shared-memory segment that holds several camera frames (config/).
+FASTDDS_PROFILE = 'fastdds_large_images.xml'
+# Fast DDS 2.x reads the first name, 3.x the second.
+PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """A launch argument's ``true``/``false`` (any case).
+
+    Raises:
+        ValueError: Naming the argument and its value.
+    """
+    lowered = value.strip().lower()
+    if lowered not in ('true', 'false'):
+        raise ValueError(f'launch argument {name}:={value!r} must be true or false')
+    return lowered == 'true'
+
+
+def executable(lifecycle: bool) -> str:
+    """The plain node, or the managed one that starts unconfigured."""
+    return LIFECYCLE_EXECUTABLE if lifecycle else EXECUTABLE
+
+
+def node_env(use_profile: bool, profile_path: str, environ: Mapping[str, str]) -> Dict[str, str]:
+    """Environment additions for the node process.
+
+    With ``use_profile`` the Fast DDS profile is applied, unless ``environ`` already names a
+    profile file (the user's own DDS configuration wins). Other RMWs ignore these variables.
+    """
+    if not use_profile or any(environ.get(name) for name in PROFILE_VARIABLES):
+        return {}
+    return {name: str(profile_path) for name in PROFILE_VARIABLES}
 
 
 def node_command(params_file: Optional[str] = None, namespace: str = '',

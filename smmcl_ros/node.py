@@ -13,12 +13,20 @@ pair in a one-slot mailbox; the inference thread takes it when it is free. A pai
 before the thread took it is counted as dropped: frames are never queued, so latency stays
 bounded by one inference when the model is slower than the cameras.
 
-Every output copies the RGB header exactly and has the RGB resolution.
+Every output copies the RGB header exactly and has the RGB resolution. An optional
+``rgb/camera_info`` is republished as ``segmentation/camera_info`` with each mask's header.
+
+Input QoS follows the publishers (``qos: auto``, see :mod:`smmcl_ros.qos`); outputs are reliable
+with a small depth by default (``output_qos``), so default-QoS viewers such as rviz match them.
+
+:class:`SegmentationCore` holds the model, publishers, subscriptions and inference thread with
+configure / activate / deactivate / cleanup steps; :class:`SegmentationNode` runs them all at
+start-up, :class:`smmcl_ros.lifecycle.SegmentationLifecycleNode` on lifecycle transitions.
 """
 
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
@@ -26,30 +34,25 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
-from sensor_msgs.msg import Image
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from smmcl_core.visualize import colorize, overlay
 from smmcl_ros import image_codec
 from smmcl_ros.diagnostics import NodeStats
-from smmcl_ros.params import declare_and_read, NodeParams, ParameterError
+from smmcl_ros.params import declare, NodeParams, ParameterError, read
+from smmcl_ros.qos import AdaptiveSubscription, output_profile
 from smmcl_ros.render import labels_json
 from smmcl_ros.sync import ApproximateTimeSynchronizer, stamp_ns
 
 NODE_NAME = 'smmcl_segmentation'
 RGB_TOPIC = 'rgb/image'
 AUX_TOPIC = 'aux/image'
+INFO_TOPIC = 'rgb/camera_info'
 RGB, AUX = 0, 1  # synchroniser ports
-
-
-def _qos(name: str) -> QoSProfile:
-    if name == 'sensor_data':
-        return qos_profile_sensor_data
-    return QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
+INFO_KEEP = 16  # camera_info messages kept, by stamp, to match the masks' stamps
 
 
 def _load_segmenter(params: NodeParams):
@@ -71,35 +74,87 @@ class _Frame:
         self.received = received  # monotonic time the RGB message arrived
 
 
-class SegmentationNode(Node):
-    """Synchronises RGB + aux images, segments the newest pair, publishes masks."""
+class SegmentationCore:
+    """Synchronises RGB + aux images, segments the newest pair, publishes masks.
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_and_read(self)
+    A mixin for an rclpy ``Node`` or ``LifecycleNode`` (it calls their ``create_*`` methods):
+    call :meth:`_init_core` from ``__init__``, then :meth:`configure` (read parameters, load the
+    model), :meth:`activate` (publishers, subscriptions, timers, inference thread),
+    :meth:`deactivate` (undo activate: nothing is published afterwards) and :meth:`cleanup`
+    (free the model). Transitions run in the executor thread, like the message callbacks.
+    """
+
+    def _init_core(self) -> None:
+        declare(self)
+        self.params: Optional[NodeParams] = None
+        self.segmenter = None
         self.stats = NodeStats()
         self._loggers: Dict[Tuple[str, str], Any] = {}
+        self._inputs: Dict[str, AdaptiveSubscription] = {}
+        self._core_timers: List[Any] = []
+        self._core_publishers: List[Any] = []
+        self._worker: Optional[threading.Thread] = None
+        self._stop = threading.Event()
 
-        self.segmenter = _load_segmenter(self.params)
-        self.modality = self._resolve_modality()
-        self.class_names = self._resolve_class_names()
+    @property
+    def active(self) -> bool:
+        """Subscribed and publishing."""
+        return self._worker is not None
+
+    def configure(self) -> None:
+        """Read the parameters and load the model.
+
+        Raises:
+            ParameterError, ValueError, OSError, KeyError, RuntimeError: Bad parameters or
+                checkpoint; nothing is kept loaded.
+        """
+        self.params = read(self)
+        segmenter = _load_segmenter(self.params)
+        self.segmenter = segmenter
+        try:
+            self.modality = self._resolve_modality()
+            self.class_names = self._resolve_class_names()
+        except ParameterError:
+            self.segmenter = None
+            raise
         self.palette = np.asarray(self.segmenter.palette, np.uint8)  # (K,3)
         self.device = str(self.segmenter.device)
 
-        qos = _qos(self.params.qos)
-        self._pub_mask = self.create_publisher(Image, 'segmentation/mask', qos)
-        self._pub_color = (self.create_publisher(Image, 'segmentation/color', qos)
+    def cleanup(self) -> None:
+        """Free the model (after :meth:`deactivate`)."""
+        device = None if self.segmenter is None else str(self.segmenter.device)
+        self.segmenter = None
+        import gc
+
+        gc.collect()
+        if device is not None and device.startswith('cuda'):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _publisher(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        pub = self.create_publisher(msg_type, topic, qos)
+        self._core_publishers.append(pub)
+        return pub
+
+    def activate(self) -> None:
+        """Create publishers, subscriptions and timers; start the inference thread."""
+        self.stats = NodeStats()
+        qos = output_profile(self.params.output_qos)
+        self._pub_mask = self._publisher(Image, 'segmentation/mask', qos)
+        self._pub_color = (self._publisher(Image, 'segmentation/color', qos)
                            if self.params.publish_color else None)
-        self._pub_overlay = (self.create_publisher(Image, 'segmentation/overlay', qos)
+        self._pub_overlay = (self._publisher(Image, 'segmentation/overlay', qos)
                              if self.params.publish_overlay else None)
-        self._pub_conf = (self.create_publisher(Image, 'segmentation/confidence', qos)
+        self._pub_conf = (self._publisher(Image, 'segmentation/confidence', qos)
                           if self.params.publish_confidence else None)
+        self._pub_info = self._publisher(CameraInfo, 'segmentation/camera_info', qos)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._pub_labels = self.create_publisher(String, 'segmentation/labels', latched)
+        self._pub_labels = self._publisher(String, 'segmentation/labels', latched)
         self._pub_labels.publish(String(data=labels_json(self.class_names, self.palette)))
         self._publish_label_info(latched)
-        self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._pub_diag = self._publisher(DiagnosticArray, '/diagnostics', 10)
 
         self._sync = ApproximateTimeSynchronizer(
             2, self.params.sync_queue_size, self.params.sync_slop, self._on_pair)
@@ -108,6 +163,8 @@ class SegmentationNode(Node):
         self._last_aux: Optional[float] = None  # monotonic receive time of the last good aux
         self._last_rgb: Optional[float] = None
         self._aux_was_stale = False
+        self._infos: Dict[int, CameraInfo] = {}  # stamp -> rgb/camera_info
+        self._info_lock = threading.Lock()
 
         self._slot: Optional[_Frame] = None
         self._slot_cv = threading.Condition()
@@ -116,14 +173,46 @@ class SegmentationNode(Node):
                                         daemon=True)
         self._worker.start()
 
-        self.create_subscription(Image, RGB_TOPIC, self._on_rgb, qos)
-        self.create_subscription(Image, AUX_TOPIC, self._on_aux, qos)
-        self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
+        log = self.get_logger().info
+        self._inputs = {
+            topic: AdaptiveSubscription(self, msg_type, topic, callback, self.params.qos, log)
+            for topic, msg_type, callback in ((RGB_TOPIC, Image, self._on_rgb),
+                                              (AUX_TOPIC, Image, self._on_aux),
+                                              (INFO_TOPIC, CameraInfo, self._on_info))}
+        # The refresh also keeps the publisher counts in /diagnostics current for fixed QoS.
+        self._core_timers = [
+            self.create_timer(self.params.diagnostics_period, self._publish_diagnostics),
+            self.create_timer(QOS_REFRESH_S, self._refresh_inputs)]
         self.get_logger().info(
             f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
             f'backend={self.segmenter.backend}, precision={self.segmenter.precision}, '
             f'qos={self.params.qos}, '
-            f'on_missing_aux={self.params.on_missing_aux}')
+            f'output_qos={self.params.output_qos}, on_missing_aux={self.params.on_missing_aux}')
+
+    def deactivate(self) -> None:
+        """Stop subscriptions, timers and the inference thread, then destroy the publishers.
+
+        The frame being segmented is finished but not published.
+        """
+        for subscription in self._inputs.values():
+            subscription.destroy()
+        self._inputs = {}
+        for timer in self._core_timers:
+            self.destroy_timer(timer)
+        self._core_timers = []
+        if self._worker is not None:
+            self._stop.set()
+            with self._slot_cv:
+                self._slot_cv.notify_all()
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        for pub in self._core_publishers:
+            self.destroy_publisher(pub)
+        self._core_publishers = []
+
+    def _refresh_inputs(self) -> None:
+        for subscription in self._inputs.values():
+            subscription.refresh()
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -158,7 +247,7 @@ class SegmentationNode(Node):
         info = LabelInfo()
         info.class_map = [VisionClass(class_id=i, class_name=n)
                           for i, n in enumerate(self.class_names)]
-        self._pub_label_info = self.create_publisher(LabelInfo, 'segmentation/label_info', qos)
+        self._pub_label_info = self._publisher(LabelInfo, 'segmentation/label_info', qos)
         self._pub_label_info.publish(info)
 
     # ---- input problems --------------------------------------------------------------------
@@ -225,6 +314,26 @@ class SegmentationNode(Node):
         self._last_aux = now
         self._sync.add(AUX, stamp, (msg, aux, now))
 
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.stats.count('camera_info_in')
+        with self._info_lock:
+            self._infos[stamp_ns(msg)] = msg
+            while len(self._infos) > INFO_KEEP:
+                del self._infos[min(self._infos)]
+
+    def _info_for(self, header: Any) -> Optional[CameraInfo]:
+        """rgb/camera_info for a mask: the one with the RGB stamp, else the newest one."""
+        with self._info_lock:
+            if not self._infos:
+                return None
+            stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+            source = self._infos.get(stamp, self._infos[max(self._infos)])
+        info = CameraInfo()
+        for name in info.get_fields_and_field_types():
+            setattr(info, name, getattr(source, name))
+        info.header = header
+        return info
+
     def _on_pair(self, rgb_item, aux_item) -> None:
         """Synchroniser callback: only store the newest pair (runs under the sync lock)."""
         rgb_msg, rgb, received = rgb_item
@@ -254,6 +363,9 @@ class SegmentationNode(Node):
         self._aux_was_stale = stale
         level, message, values = self.stats.snapshot(aux_age, stale, self.device)
         values += [('backend', self.segmenter.backend), ('precision', self.segmenter.precision)]
+        for topic, subscription in self._inputs.items():
+            values += [(f'qos.{topic}', subscription.describe()),
+                       (f'publishers.{topic}', str(subscription.publishers))]
         status = DiagnosticStatus(level=bytes([level]), name=f'{self.get_name()}: segmentation',
                                   message=message, hardware_id=self.device,
                                   values=[KeyValue(key=k, value=v) for k, v in values])
@@ -274,6 +386,8 @@ class SegmentationNode(Node):
             try:
                 self._process(frame)
             except Exception as err:  # never let one frame kill the thread
+                if not self.context.ok():
+                    break  # shutting down (SIGINT): the publishers are gone
                 self._problem('model', 'inference_error', f'{type(err).__name__}: {err}')
 
     def _aux_for(self, frame: _Frame) -> np.ndarray:
@@ -304,8 +418,13 @@ class SegmentationNode(Node):
         else:
             labels, conf = self.segmenter.predict(rgb, aux), None
         inference = time.monotonic() - start
+        if self._stop.is_set():
+            return  # deactivating: publish nothing more
         header = frame.rgb_msg.header
         self._pub_mask.publish(image_codec.fill_image(Image(), labels, 'mono8', header))
+        info = self._info_for(header)
+        if info is not None:
+            self._pub_info.publish(info)
         color = None
         if self._pub_color is not None and self._pub_color.get_subscription_count() > 0:
             color = colorize(labels, self.palette)
@@ -319,12 +438,19 @@ class SegmentationNode(Node):
                 Image(), np.asarray(conf, np.float32), '32FC1', header))
         self.stats.frame_done(time.monotonic() - frame.received, inference)
 
+
+class SegmentationNode(SegmentationCore, Node):
+    """The segmentation node, configured and active from construction until :meth:`close`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._init_core()
+        self.configure()
+        self.activate()
+
     def close(self) -> None:
-        """Stop the inference thread (waits for the frame in progress)."""
-        self._stop.set()
-        with self._slot_cv:
-            self._slot_cv.notify_all()
-        self._worker.join(timeout=30.0)
+        """Stop the inference thread (waits for the frame in progress) and the I/O."""
+        self.deactivate()
 
 
 def main(args=None) -> int:

@@ -16,7 +16,8 @@ DEFAULTS: Dict[str, Any] = {
     'aux_modality': '',
     'sync_slop': 0.05,
     'sync_queue_size': 10,
-    'qos': 'sensor_data',
+    'qos': 'auto',
+    'output_qos': 'reliable',
     'publish_color': True,
     'publish_overlay': True,
     'publish_confidence': False,
@@ -34,7 +35,8 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     'device': ('auto', 'cpu', 'cuda'),
     'precision': ('fp32', 'fp16', 'bf16'),
     'aux_modality': ('', 'depth', 'thermal'),
-    'qos': ('sensor_data', 'reliable'),
+    'qos': ('auto', 'sensor_data', 'reliable'),
+    'output_qos': ('reliable', 'sensor_data'),
     'on_missing_aux': ('wait', 'rgb_only'),
 }
 
@@ -54,6 +56,7 @@ class NodeParams:
     sync_slop: float
     sync_queue_size: int
     qos: str
+    output_qos: str
     publish_color: bool
     publish_overlay: bool
     publish_confidence: bool
@@ -98,12 +101,24 @@ def validate(values: Dict[str, Any]) -> NodeParams:
 
 def declare_and_read(node: Any) -> NodeParams:
     """Declare every parameter on an rclpy node with its default, read once and validate."""
+    declare(node)
+    return read(node)
+
+
+def declare(node: Any) -> None:
+    """Declare every parameter with its default (the lifecycle node reads them on configure)."""
     from rclpy.parameter import Parameter  # keep this module importable without ROS
 
-    values = {}
     for name, default in DEFAULTS.items():
-        values[name] = node.declare_parameter(name, default).value
+        node.declare_parameter(name, default)
     node.declare_parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY)
+
+
+def read(node: Any) -> NodeParams:
+    """Read the declared parameters' current values and validate them."""
+    from rclpy.parameter import Parameter
+
+    values = {name: node.get_parameter(name).value for name in DEFAULTS}
     fallback = Parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY, [])
     values[CLASS_NAMES] = list(node.get_parameter_or(CLASS_NAMES, fallback).value or [])
     return validate(values)

@@ -1,16 +1,21 @@
 """Shared pytest fixtures: paths to real sample data and an isolated ROS 2 environment."""
 
+import fcntl
 import itertools
 import os
 from pathlib import Path
+import tempfile
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 
-# Each ROS test gets its own DDS domain so concurrent tests never see each other's topics.
-_DOMAIN_IDS = itertools.count(start=40 + (os.getpid() % 20) * 2)
+# Each ROS test gets its own DDS domain so concurrent tests never see each other's topics, even
+# from other pytest processes on the same machine: a domain is taken by holding an exclusive lock
+# on a file named after it for the length of the test (Fast DDS allows ids 0..232).
+_DOMAIN_IDS = itertools.count(start=120 + (os.getpid() % 50) * 2)
+_LOCK_DIR = Path(tempfile.gettempdir()) / 'smmcl_ros_domains'
 
 
 @pytest.fixture
@@ -28,9 +33,28 @@ def ros_env(monkeypatch) -> dict:
     The variables are also set in this process, so rclpy used in the test itself joins the
     same domain as the node processes it starts with ``env=ros_env``.
     """
-    domain = str(next(_DOMAIN_IDS) % 200 + 1)
+    lock = _take_domain()
+    domain = lock.name.rsplit('_', 1)[-1]
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     monkeypatch.setenv('ROS_DOMAIN_ID', domain)
     monkeypatch.setenv('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     env = dict(os.environ)
-    return env
+    try:
+        yield env
+    finally:
+        lock.close()  # releases the domain
+
+
+def _take_domain():
+    """An open, exclusively locked ``domain_<id>`` file: the id is ours until it is closed."""
+    _LOCK_DIR.mkdir(exist_ok=True)
+    for _ in range(232):
+        domain = next(_DOMAIN_IDS) % 232 + 1
+        handle = open(_LOCK_DIR / f'domain_{domain}', 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()  # another test process holds it
+            continue
+        return handle
+    raise RuntimeError(f'no free ROS domain id: all 232 are locked under {_LOCK_DIR}')

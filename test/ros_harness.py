@@ -36,10 +36,11 @@ def make_checkpoint(path: Path, modality: str = 'depth') -> Path:
 
 
 class NodeProcess:
-    """``python -m smmcl_ros.node`` with ROS parameters; stopped with SIGINT."""
+    """``python -m smmcl_ros.node`` (or ``module``) with ROS parameters; stopped with SIGINT."""
 
-    def __init__(self, env: Dict[str, str], params: Dict[str, object], log: Path) -> None:
-        args = [sys.executable, '-m', 'smmcl_ros.node', '--ros-args']
+    def __init__(self, env: Dict[str, str], params: Dict[str, object], log: Path,
+                 module: str = 'smmcl_ros.node') -> None:
+        args = [sys.executable, '-m', module, '--ros-args']
         for key, value in params.items():
             value = str(value).lower() if isinstance(value, bool) else value
             args += ['-p', f'{key}:={value}']
@@ -72,7 +73,7 @@ class NodeProcess:
 class RosClient:
     """A test-side rclpy node in its own context: publishers for the inputs, output recorders."""
 
-    def __init__(self, reliable: bool = True) -> None:
+    def __init__(self, reliable: bool = True, camera: bool = True) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
@@ -89,8 +90,9 @@ class RosClient:
         self.executor.add_node(self.node)
         qos = (QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if reliable
                else qos_profile_sensor_data)
-        self.rgb_pub = self.node.create_publisher(Image, 'rgb/image', qos)
-        self.aux_pub = self.node.create_publisher(Image, 'aux/image', qos)
+        self.rgb_pub = self.aux_pub = self.info_pub = None
+        if camera:
+            self.add_camera(reliable)
         self.received: Dict[str, List] = {k: [] for k in
                                           ('mask', 'color', 'overlay', 'confidence')}
         self.arrival: Dict[str, List[float]] = {k: [] for k in self.received}
@@ -104,6 +106,24 @@ class RosClient:
         self.diagnostics: List = []
         self.node.create_subscription(DiagnosticArray, '/diagnostics',
                                       self.diagnostics.append, 10)
+
+    def add_camera(self, reliable: bool, depth: int = 10) -> None:
+        """Camera-driver publishers for rgb/image, aux/image and rgb/camera_info."""
+        from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+
+        qos = (QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE) if reliable
+               else qos_profile_sensor_data)
+        self.rgb_pub = self.node.create_publisher(Image, 'rgb/image', qos)
+        self.aux_pub = self.node.create_publisher(Image, 'aux/image', qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, 'rgb/camera_info', qos)
+
+    def remove_camera(self) -> None:
+        """Destroy the camera publishers (the driver went away)."""
+        for pub in (self.rgb_pub, self.aux_pub, self.info_pub):
+            if pub is not None:
+                self.node.destroy_publisher(pub)
+        self.rgb_pub = self.aux_pub = self.info_pub = None
 
     def _recorder(self, name: str) -> Callable:
         def record(msg) -> None:

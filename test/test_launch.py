@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from smmcl_ros.launch_args import node_command
+from smmcl_ros.launch_args import (executable, FASTDDS_PROFILE, node_command, node_env,
+                                   parse_bool)
 from smmcl_ros.params import DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,10 +45,11 @@ def test_launch_file_structure():
                      and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
     declared = [elt.elts[0].value for elt in arguments.value.elts]
     assert declared == ['checkpoint', 'rgb_topic', 'aux_topic', 'device', 'backend',
-                        'namespace']
+                        'namespace', 'lifecycle', 'fastdds_profile']
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert {'DeclareLaunchArgument', 'node_command', 'get_package_share_directory',
-            'LaunchConfiguration', 'OpaqueFunction'} <= names
+            'LaunchConfiguration', 'OpaqueFunction', 'executable', 'node_env',
+            'FASTDDS_PROFILE'} <= names
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert 'segmentation.yaml' in strings and 'config' in strings
     imported = {alias.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
@@ -64,9 +66,24 @@ def test_launch_description_builds_when_launch_is_installed():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    assert len(description.entities) == 7
+    assert len(description.entities) == 9
 
 
 def test_config_yaml_matches_parameter_defaults():
     params = yaml.safe_load(CONFIG.read_text())['smmcl_segmentation']['ros__parameters']
     assert params == DEFAULTS
+
+
+def test_lifecycle_and_profile_arguments():
+    assert executable(False) == 'segmentation_node'
+    assert executable(True) == 'segmentation_lifecycle_node'
+    assert parse_bool('lifecycle', 'True') and not parse_bool('lifecycle', 'false')
+    with pytest.raises(ValueError, match='lifecycle'):
+        parse_bool('lifecycle', 'yes')
+    profile = str(REPO / 'config' / FASTDDS_PROFILE)
+    assert Path(profile).is_file()
+    assert node_env(True, profile, {}) == {'FASTRTPS_DEFAULT_PROFILES_FILE': profile,
+                                           'FASTDDS_DEFAULT_PROFILES_FILE': profile}
+    assert node_env(False, profile, {}) == {}
+    # A profile the user already chose is kept.
+    assert node_env(True, profile, {'FASTRTPS_DEFAULT_PROFILES_FILE': '/mine.xml'}) == {}

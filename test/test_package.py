@@ -31,11 +31,13 @@ def test_colcon_build_installs_package_files(colcon_install):
     assert (share / 'package.xml').is_file()
     assert (share / 'launch' / 'segmentation.launch.py').is_file()
     assert (share / 'config' / 'segmentation.yaml').is_file()
+    assert (share / 'config' / 'fastdds_large_images.xml').is_file()
     marker = (colcon_install / 'smmcl_ros' / 'share' / 'ament_index' / 'resource_index'
               / 'packages' / 'smmcl_ros')
     assert marker.is_file()
     lib = colcon_install / 'smmcl_ros' / 'lib' / 'smmcl_ros'
-    for exe in ('segmentation_node', 'bag_eval', 'make_bag', 'bag_replay', 'import_release'):
+    for exe in ('segmentation_node', 'segmentation_lifecycle_node', 'bag_eval', 'make_bag',
+                'bag_replay', 'import_release'):
         assert os.access(lib / exe, os.X_OK), f'{exe} not installed in {lib}'
 
 
