@@ -44,6 +44,10 @@ setup(
     extras_require={
         'train': ['tensorboard>=2.12', 'matplotlib>=3.6', 'scikit-learn>=1.2'],
         'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        # Inference engines (smmcl_core.engines); onnx writes the cached graph they run.
+        'openvino': ['onnx>=1.14', 'openvino>=2024.0'],
+        'onnxruntime': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        'tensorrt': ['onnx>=1.14', 'tensorrt>=10.0'],
         'ros': [
             'ros-jazzy-rclpy[fastrtps]',
             'ros-jazzy-sensor-msgs',

@@ -6,6 +6,7 @@ Usage::
     smmcl-evaluate --checkpoint ckpt.pth --dataset mfnet --root data/MFNet --split test_night
     smmcl-evaluate --checkpoint ckpt.pth --config training/configs/mfnet_mscan_b.yaml
                    [--crop 480 640] [--scales 0.75 1 1.25] [--flip] [--out DIR]
+                   [--backend torch|auto|openvino|onnxruntime|tensorrt]
     smmcl-evaluate --checkpoint ckpt.pth --drop-aux     # what a dead depth/thermal camera costs
 
 The split defaults to the training run's validation split (``data.val_split``; ``auto``
@@ -21,7 +22,9 @@ the ones stored in the checkpoint's config (for an imported release: its meta
 ``eval_protocol``, the released 480x640 window, stride 2/3, scale 1, no flip, and its input
 conventions), and the numbers come from the same
 ``engine.evaluate`` the training loop calls, so the mIoU equals the one the training run
-reported for that checkpoint and split.
+reported for that checkpoint and split. ``--backend`` runs the network through an inference
+engine instead (``smmcl_core.engines``; same predictions on >= 99.5% of pixels, faster on CPU);
+the default ``torch`` keeps the training run's arithmetic.
 
 Writes into ``--out`` (default ``<checkpoint folder>/eval_<split>``): ``report.json``
 (mIoU with and without background, per-class IoU and accuracy, pixel and mean accuracy, the
@@ -90,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--max-images', type=int, default=-1,
                         help='colourised predictions to write (-1 = all, 0 = none)')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1'")
+    parser.add_argument('--backend', default='torch',
+                        help="inference engine: torch (default: the training run's own "
+                        'arithmetic), auto (fastest installed), openvino, onnxruntime, '
+                        'tensorrt')
     parser.add_argument('--workers', type=int, default=2, help='data loader workers')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
@@ -251,8 +258,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     check_compatible(meta, dataset, args.checkpoint)
     device = select_device(args.device)
     # Plain memory format: the same arithmetic as the evaluation inside the training run.
-    model = Segmenter.from_checkpoint(args.checkpoint, device=device,
-                                      channels_last=False).model
+    segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device,
+                                          channels_last=False, backend=args.backend)
+    model = segmenter.model  # the network, or the engine (called the same way)
     inputs = DroppedModality(dataset, drop) if drop else dataset
     loader = DataLoader(inputs, batch_size=1, shuffle=False, num_workers=args.workers)
     background = background_index(dataset.class_names, dataset.info.background)
@@ -273,6 +281,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         'background_class': None if background is None else dataset.class_names[background],
         'aux_modality': dataset.aux_modality, 'images': len(dataset),
         'crop': crop, 'scales': scales, 'flip': flip, 'device': str(device),
+        'backend': segmenter.backend,
         'images_written': written, 'seconds': time.perf_counter() - start})
     with open(out / 'report.json', 'w') as f:
         json.dump(report, f, indent=2)
