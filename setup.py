@@ -37,12 +37,17 @@ setup(
         'timm>=0.9.12',
         'pyyaml>=6.0',
         'opencv-python-headless>=4.7',
+        'Pillow>=9.0',  # palette (indexed) label PNGs
         'tqdm>=4.60',
         'rosbags>=0.10',
     ],
     extras_require={
         'train': ['tensorboard>=2.12', 'matplotlib>=3.6', 'scikit-learn>=1.2'],
         'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        # Inference engines (smmcl_core.engines); onnx writes the cached graph they run.
+        'openvino': ['onnx>=1.14', 'openvino>=2024.0'],
+        'onnxruntime': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        'tensorrt': ['onnx>=1.14', 'tensorrt>=10.0'],
         'ros': [
             'ros-jazzy-rclpy[fastrtps]',
             'ros-jazzy-sensor-msgs',
@@ -64,6 +69,7 @@ setup(
             _console('smmcl-evaluate', 'smmcl_core.cli.evaluate:main'),
             _console('smmcl-tsne', 'smmcl_core.cli.tsne:main'),
             _console('smmcl-export', 'smmcl_core.cli.export:main'),
+            _console('smmcl-check-data', 'smmcl_core.cli.check_data:main'),
             _console('smmcl-make-hha', 'smmcl_core.cli.make_hha:main'),
             _console('smmcl-segmentation-node', 'smmcl_ros.node:main'),
             _console('segmentation_node', 'smmcl_ros.node:main'),

@@ -1,10 +1,10 @@
 r"""Launch the smmcl_segmentation node with config/segmentation.yaml.
 
 Arguments: checkpoint (empty: the bundled demo model), rgb_topic, aux_topic, device,
-namespace, lifecycle (true: the managed node, which starts unconfigured), fastdds_profile (true:
-config/fastdds_large_images.xml for the node's Fast DDS participant unless the environment
-already names a profile), aux_info_topic (the depth camera's camera_info, for HHA
-checkpoints). Example::
+backend (inference engine), namespace, lifecycle (true: the managed node, which starts
+unconfigured), fastdds_profile (true: config/fastdds_large_images.xml for the node's Fast DDS
+participant unless the environment already names a profile), aux_info_topic (the
+depth camera's camera_info, for HHA checkpoints). Example::
 
     ros2 launch smmcl_ros segmentation.launch.py checkpoint:=/models/nyu.pt \
         rgb_topic:=/camera/color/image_raw aux_topic:=/camera/depth/image_rect_raw
@@ -27,6 +27,7 @@ ARGUMENTS = (
     ('aux_topic', '/camera/depth/image_rect_raw',
      'depth or thermal image topic (remapped to aux/image)'),
     ('device', 'auto', 'auto, cpu or cuda'),
+    ('backend', 'auto', 'inference engine: auto, torch, openvino, onnxruntime or tensorrt'),
     ('namespace', '', 'node namespace'),
     ('lifecycle', 'false', 'true: the managed (lifecycle) node, started unconfigured'),
     ('fastdds_profile', 'true',
@@ -43,6 +44,7 @@ def _node(context, *args, **kwargs):
     command = node_command(params_file=params_file, namespace=values['namespace'],
                            rgb_topic=values['rgb_topic'], aux_topic=values['aux_topic'],
                            checkpoint=values['checkpoint'], device=values['device'],
+                           backend=values['backend'],
                            aux_info_topic=values['aux_info_topic'])
     env = node_env(parse_bool('fastdds_profile', values['fastdds_profile']),
                    os.path.join(config, FASTDDS_PROFILE), os.environ)

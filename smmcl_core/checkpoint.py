@@ -77,8 +77,11 @@ def build_meta(preset: str, num_classes: int, class_names: Sequence[str],
                          f'{np.asarray(palette).shape}')
     ranges = {}
     for key, value in dict(aux_ranges or {}).items():
-        ranges[str(key)] = [float(v) for v in value] if isinstance(value, (list, tuple)) \
-            else float(value)
+        if isinstance(value, str):  # e.g. thermal_colormap
+            ranges[str(key)] = value
+        else:
+            ranges[str(key)] = [float(v) for v in value] if isinstance(value, (list, tuple)) \
+                else float(value)
     return {
         'preset': str(preset),
         'num_classes': int(num_classes),

@@ -36,9 +36,17 @@ class DataConfig:
 
     dataset: str = 'synthetic'  # see smmcl_core.data.DATASETS
     root: str = ''
-    aux_modality: str = ''  # '' = the dataset's default (depth, thermal or hha)
+    aux_modality: str = ''  # '' = the dataset's default (folder: classes.yaml's)
     train_split: str = 'train'
-    val_split: str = 'test'
+    # Split that validates during training and chooses best.pth. 'auto' = the dataset's
+    # 'val' split, or, when it has none, val_fraction of train_split carved out reproducibly
+    # (split_seed). The test split is scored only when named in test_split.
+    val_split: str = 'auto'
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    test_split: str = ''  # scored once at the end of training (never used for selection)
+    resize: list[int] = field(default_factory=list)  # network input (H, W); [] = native
+    check: bool = True  # scan train/val files for damage before building the model
     crop_size: list[int] = field(default_factory=lambda: [480, 640])  # (H, W)
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.75])
     hflip: bool = True
@@ -58,6 +66,10 @@ class LossConfig:
     lambda_cm: float = 0.2
     lambda_vis: float = 0.2
     lambda_aux: float = 0.2
+    # Contrastive weights scaled by 0 for lambda_delay_epochs, then linearly up to 1 over
+    # lambda_ramp_epochs (both 0 = the paper's constant weights).
+    lambda_delay_epochs: float = 0.0
+    lambda_ramp_epochs: float = 0.0
     max_views: int = 300
     max_samples: int = 4800
     min_pixels: int = 5
@@ -90,6 +102,9 @@ class TrainConfig:
     ckpt_every: int = 10  # epochs
     keep_every: int = 0  # also keep epoch_NNNN.pth (weights only) every N epochs; 0 = none
     eval_every: int = 10  # epochs; 0 = only at the end
+    # Keep best.pth, chosen by mIoU on data.val_split. False = no selection (the authors'
+    # protocol: report the last epoch).
+    select_best: bool = True
     log_every: int = 20  # iterations
     max_iters_per_epoch: int = 0  # 0 = the whole loader (for smoke runs)
     eval_crop: list[int] = field(default_factory=list)  # sliding window (H, W); [] = whole image

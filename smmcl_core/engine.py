@@ -6,7 +6,9 @@ Public API (frozen):
   device, epoch, scaler=None, amp=False, writer=None, log_every=20, max_iters=0,
   progress=True, grad_clip=0.0) -> dict`` with the mean ``loss``, ``ce``, ``cm``, ``vis``,
   ``aux`` over the epoch's iterations plus ``lr`` (last), ``iters`` and ``seconds``.
-  Eq. (7): ``loss = ce + lambda_cm * cm + lambda_vis * vis + lambda_aux * aux``. The model is
+  Eq. (7): ``loss = ce + s * (lambda_cm * cm + lambda_vis * vis + lambda_aux * aux)`` with
+  ``s = contrastive_scale(epoch + i / iters, loss_cfg.lambda_delay_epochs,
+  loss_cfg.lambda_ramp_epochs)`` (1 by default; logged as ``train/lambda_scale``). The model is
   called with ``return_embeddings=True`` only when ``contrastive`` is given and
   ``loss_cfg.mode != 'none'``. ``scheduler.step()`` runs after every optimizer step. AMP
   (``torch.autocast`` fp16 + ``scaler``) only on CUDA. A ``DistributedSampler`` gets
@@ -35,7 +37,9 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from smmcl_core.config import LossConfig
+from smmcl_core.data.resize import restore_logits
 from smmcl_core.inference import predict_logits
+from smmcl_core.losses.schedule import contrastive_scale
 from smmcl_core.metrics import ConfusionMatrix
 
 LOSS_KEYS = ('loss', 'ce', 'cm', 'vis', 'aux')
@@ -88,8 +92,11 @@ def train_one_epoch(model: nn.Module, criterion_ce: nn.Module, contrastive: Opti
         if use_contrast:
             # fp32 outside autocast: the temperature-scaled similarities are fp16-fragile.
             terms = contrastive(emb_vis.float(), emb_aux.float(), label)
-        loss = (ce + loss_cfg.lambda_cm * terms['cm'] + loss_cfg.lambda_vis * terms['vis']
-                + loss_cfg.lambda_aux * terms['aux'])
+        scale = contrastive_scale(epoch + i / iters,
+                                  getattr(loss_cfg, 'lambda_delay_epochs', 0.0),
+                                  getattr(loss_cfg, 'lambda_ramp_epochs', 0.0))
+        loss = ce + scale * (loss_cfg.lambda_cm * terms['cm'] + loss_cfg.lambda_vis * terms['vis']
+                             + loss_cfg.lambda_aux * terms['aux'])
 
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
@@ -126,12 +133,15 @@ def train_one_epoch(model: nn.Module, criterion_ce: nn.Module, contrastive: Opti
                 for key, value in zip(LOSS_KEYS, current):
                     writer.add_scalar(f'train/{key}', value, step)
                 writer.add_scalar('train/lr', lr, step)
+                writer.add_scalar('train/lambda_scale', scale, step)
     bar.close()
     means = (sums / max(done, 1)).tolist()
     if not math.isfinite(means[0]):
         raise FloatingPointError(f'non-finite mean loss in epoch {epoch}: {means}')
     result = dict(zip(LOSS_KEYS, means))
     result.update(lr=lr, iters=done, seconds=time.perf_counter() - start)
+    if done:
+        result['lambda_scale'] = scale  # the last iteration's contrastive weight factor
     return result
 
 
@@ -167,6 +177,8 @@ def evaluate(model: nn.Module, loader: Any, device: torch.device, num_classes: i
                 label = label.to(device, non_blocking=True)
                 logits = predict_logits(model, rgb, aux, num_classes, crop=crop,
                                         scales=scales, flip=flip)
+                # data.resize: the network ran at the resized input, the label is native.
+                logits = restore_logits(logits, label.shape[-2:])
                 matrix.update(logits.argmax(1), label)
     finally:
         model.train(was_training)

@@ -5,24 +5,36 @@ Public API (frozen):
 - ``resolve_device(device='auto') -> torch.device`` ('auto' = CUDA if available, else CPU).
 - ``Segmenter(model, meta, device='auto', precision='fp32', crop=None, stride=None,
   scales=(1.0,), flip=False, channels_last=None)``
-- ``Segmenter.from_checkpoint(path, device='auto', precision='fp32', **options)``: rebuilds
-  the network with ``create_model(meta['preset'], meta['num_classes'])`` (no pretrained
-  download), loads the weights (``weights_only``), eval mode.
+- ``Segmenter.from_checkpoint(path, device='auto', precision='fp32', backend='torch',
+  cache_dir=None, **options)``: rebuilds the network with ``create_model(meta['preset'],
+  meta['num_classes'])`` (no pretrained download), loads the weights (``weights_only``), eval
+  mode. ``backend`` picks the inference engine (``smmcl_core.engines``: ``torch``,
+  ``openvino``, ``onnxruntime``, ``tensorrt`` or ``auto`` = the fastest installed one for the
+  device); the non-torch engines run the exported ONNX graph, exported once and cached under
+  ``cache_dir``. ``path`` may also be an ``.onnx`` file written by ``smmcl-export`` (its
+  metadata carries the checkpoint meta).
 - ``Segmenter.predict(rgb, aux, return_confidence=False)``: ``rgb uint8 (H,W,3)``, ``aux`` raw
   (``uint16`` depth mm, ``float32`` depth m, ``uint8``/``uint16`` thermal, ``uint8 (H,W,3)``
   HHA) -> labels ``uint8 (H,W)``, or ``(labels, confidence float32 (H,W))`` where confidence
   is the max softmax probability.
 - ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
-- Attributes: ``model``, ``meta``, ``class_names`` (list), ``palette`` ((K,3) uint8),
-  ``aux_modality``, ``aux_ranges``, ``conventions`` (``input_conventions(meta)``),
+- Attributes: ``model`` (the network, or for an engine backend the engine: a callable
+  ``(rgb, aux) -> logits`` module), ``backend`` (the engine actually used), ``meta``,
+  ``class_names`` (list), ``palette`` ((K,3) uint8), ``aux_modality``, ``aux_ranges``,
+  ``conventions`` (``input_conventions(meta)``),
   ``num_classes``, ``ignore_index``, ``device``, ``precision``.
 
 Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
 On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so one launch file
-works on a laptop and on the robot); ``precision`` then reads ``'fp32'``.
+works on a laptop and on the robot); ``precision`` then reads ``'fp32'``. Engines run their
+own precisions (OpenVINO ``bf16`` on CPUs with native bf16, TensorRT ``fp16``); ``auto``
+skips an engine that cannot run the requested precision.
 
 Any image size works: the network input is padded to a multiple of 32 and the logits
-cropped back (see ``smmcl_core.inference``).
+cropped back (see ``smmcl_core.inference``). A checkpoint trained with ``data.resize``
+(``meta['resize'] = [H, W]``) runs the network at that size: ``preprocess`` resizes the
+normalised tensors and ``predict`` brings the logits back to the image size
+(``smmcl_core.data.resize``), whatever runs the network in between.
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ from torch import nn
 
 from smmcl_core.checkpoint import load_checkpoint, META_KEYS
 from smmcl_core.data.preprocess import input_conventions, to_input_tensors
+from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
+from smmcl_core.engines import create_engine, Engine, resolve_backend
 from smmcl_core.inference import predict_logits
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -72,6 +86,9 @@ class Segmenter:
         flip: Average with the horizontally flipped prediction.
         channels_last: Use the channels-last memory format; ``None`` = on CUDA only.
 
+    ``model`` may also be an ``smmcl_core.engines.Engine``: it then decides device and
+    precision (``device``, ``precision`` and ``channels_last`` are taken from it).
+
     Raises:
         ValueError: unknown precision, meta lacks keys, or model class count differs.
     """
@@ -86,8 +103,12 @@ class Segmenter:
             raise ValueError(f'Segmenter meta lacks key(s): {", ".join(missing)}')
         if precision not in PRECISIONS:
             raise ValueError(f'unknown precision {precision!r}; valid: {", ".join(PRECISIONS)}')
+        is_engine = isinstance(model, Engine)
+        self.backend = model.name if is_engine else 'torch'
+        if is_engine:
+            device, precision, channels_last = model.device, model.precision, False
         self.device = resolve_device(device)
-        if precision != 'fp32' and self.device.type != 'cuda':
+        if precision != 'fp32' and self.device.type != 'cuda' and not is_engine:
             warnings.warn(f'precision {precision!r} needs CUDA; running fp32 on {self.device}',
                           RuntimeWarning, stacklevel=2)
             precision = 'fp32'
@@ -106,6 +127,7 @@ class Segmenter:
         self.mean = tuple(float(v) for v in meta['mean'])
         self.std = tuple(float(v) for v in meta['std'])
         self.ignore_index = int(meta['ignore_index'])
+        self.resize = check_resize(meta.get('resize'), "meta['resize']")  # None: native
         # channel_order / aux_encoding (e.g. the released weights' BGR and 8-bit grey aux).
         self.conventions = input_conventions(self.meta)
         self.crop = _pair(crop)
@@ -115,31 +137,63 @@ class Segmenter:
         if channels_last is None:
             channels_last = self.device.type == 'cuda'
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(self.device).eval()
+        self.model = model.eval() if is_engine else model.to(self.device).eval()
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, os.PathLike],
                         device: Union[str, torch.device] = 'auto', precision: str = 'fp32',
+                        backend: str = 'torch',
+                        cache_dir: Optional[Union[str, os.PathLike]] = None,
                         **options) -> 'Segmenter':
         """Load a checkpoint written by the training CLI and build a ready ``Segmenter``.
 
         Args:
-            path: Checkpoint file (needs ``model`` and ``meta``).
+            path: Checkpoint file (needs ``model`` and ``meta``), or an ONNX file written by
+                ``smmcl-export`` (engine backends only).
             device: See :class:`Segmenter`.
             precision: See :class:`Segmenter`.
+            backend: ``'torch'``, ``'openvino'``, ``'onnxruntime'``, ``'tensorrt'`` or
+                ``'auto'`` (see ``smmcl_core.engines``).
+            cache_dir: Engine cache folder (default ``$SMMCL_CACHE_DIR`` or
+                ``~/.cache/smmcl``).
             **options: ``crop``, ``stride``, ``scales``, ``flip``, ``channels_last``.
 
         Raises:
             FileNotFoundError, CheckpointError: unreadable checkpoint (see ``load_checkpoint``).
             KeyError: the preset in ``meta`` is unknown to ``create_model``.
             RuntimeError: the weights do not fit the rebuilt network (message names the file).
+            ValueError: unknown backend, or an ONNX file without smmcl metadata.
+            EngineUnavailableError: (a ``ValueError``) an engine named explicitly is not
+                installed (the message names the pip extra) or cannot run on this device or
+                at this precision.
         """
+        from smmcl_core.engines.cache import cached_graph
+        from smmcl_core.engines.graph import read_onnx_props
         from smmcl_core.models import create_model  # heavy import only when needed
 
+        device = resolve_device(device)
+        if str(path).endswith('.onnx'):
+            meta, _ = read_onnx_props(path)
+            name = resolve_backend(backend, device, precision, onnx_only=True)
+            engine = create_engine(name, path, device, precision, int(meta['num_classes']),
+                                   cache_dir)
+            return cls(engine, meta, **options)
         state = load_checkpoint(path, map_location='cpu', require=('model', 'meta'))
         meta = state['meta']
+        name = resolve_backend(backend, device, precision)
+        if name != 'torch':
+            options.pop('channels_last', None)
+            graph = cached_graph(path, name, cache_dir, state=state)
+            try:
+                engine = create_engine(name, graph, device, precision,
+                                       int(meta['num_classes']), cache_dir)
+            except Exception:  # noqa: B902 - a cached graph the runtime rejects: export again
+                graph = cached_graph(path, name, cache_dir, state=state, rebuild=True)
+                engine = create_engine(name, graph, device, precision,
+                                       int(meta['num_classes']), cache_dir)
+            return cls(engine, meta, **options)
         model = create_model(meta['preset'], int(meta['num_classes']))
         try:
             model.load_state_dict(state['model'])
@@ -162,10 +216,16 @@ class Segmenter:
             raise ValueError(f'empty image: rgb shape {rgb.shape}')
 
     def preprocess(self, rgb: np.ndarray, aux: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated)."""
+        """Raw images -> normalised ``(1,3,H,W)`` tensors on the device (validated).
+
+        With ``meta['resize']`` the tensors have that size instead of the image's.
+        """
         self._check_inputs(rgb, aux)
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
                                         **self.conventions, **self.aux_ranges)
+        if self.resize is not None:
+            rgb_b, aux_b = resize_inputs(rgb_t[None], aux_t[None], self.resize)
+            rgb_t, aux_t = rgb_b[0], aux_b[0]  # (3,h,w)
         non_blocking = self.device.type == 'cuda'
         rgb_t = rgb_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
                                       memory_format=self.memory_format)
@@ -175,7 +235,8 @@ class Segmenter:
 
     def predict_logits(self, rgb_t: torch.Tensor, aux_t: torch.Tensor) -> torch.Tensor:
         """``(B,K,H,W)`` float32 scores for preprocessed tensors (see ``predict_logits``)."""
-        dtype = PRECISIONS[self.precision]
+        # Engines run their precision inside the runtime; autocast is for the torch network.
+        dtype = PRECISIONS[self.precision] if self.backend == 'torch' else None
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None \
             else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
@@ -200,7 +261,8 @@ class Segmenter:
         """
         rgb_t, aux_t = self.preprocess(rgb, aux)
         with torch.inference_mode():
-            logits = self.predict_logits(rgb_t, aux_t)[0]  # (K,H,W)
+            logits = restore_logits(self.predict_logits(rgb_t, aux_t),
+                                    rgb.shape[:2])[0]  # (K,H,W) at the image size
             if return_confidence:
                 confidence, labels = logits.softmax(0).max(0)
                 return (labels.to(torch.uint8).cpu().numpy(),
@@ -210,7 +272,7 @@ class Segmenter:
     def __repr__(self) -> str:
         return (f'Segmenter(preset={self.meta.get("preset")!r}, classes={self.num_classes}, '
                 f'aux={self.aux_modality!r}, device={self.device}, '
-                f'precision={self.precision!r})')
+                f'precision={self.precision!r}, backend={self.backend!r})')
 
 
 def _pair(value: Optional[Union[int, Sequence[int]]]) -> Optional[Tuple[int, int]]:

@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='HHA checkpoints: as the node parameter hha_gravity_smoothing')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32')
+    parser.add_argument('--backend', default='auto',
+                        help='inference engine: auto (fastest installed), torch, openvino, '
+                        'onnxruntime, tensorrt')
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
     return parser
 
@@ -459,7 +462,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise FileExistsError(f'--output-bag {args.output_bag} exists already')
         from smmcl_core.segmenter import Segmenter  # torch import only past argument checks
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
-                                              precision=args.precision)
+                                              precision=args.precision, backend=args.backend)
+        base.update(backend=segmenter.backend, precision=segmenter.precision)
         report = evaluate_bag(
             args.bag, segmenter, args.rgb_topic, args.aux_topic, args.label_topic or None,
             args.output_bag, args.storage, args.slop, args.queue_size, args.label_match,

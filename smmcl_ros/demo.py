@@ -103,7 +103,8 @@ def _image_msg(image_cls: Any, image: np.ndarray, encoding: str, stamp: int,
 
 
 def run_demo(frames: Sequence[Frame], checkpoint: Path, out: Path, device: str = 'cpu',
-             startup_timeout: float = 180.0, frame_timeout: float = 60.0) -> Dict[str, Any]:
+             backend: str = 'auto', startup_timeout: float = 180.0,
+             frame_timeout: float = 60.0) -> Dict[str, Any]:
     """Drive a node process with ``frames`` and write its outputs; returns the summary."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -114,7 +115,8 @@ def run_demo(frames: Sequence[Frame], checkpoint: Path, out: Path, device: str =
         os.environ[key] = env[key]
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, '-m', 'smmcl_ros.node'] + node_command(
-        rgb_topic=RGB_TOPIC, aux_topic=AUX_TOPIC, checkpoint=str(checkpoint), device=device)
+        rgb_topic=RGB_TOPIC, aux_topic=AUX_TOPIC, checkpoint=str(checkpoint), device=device,
+        backend=backend)
     # Reliable on both ends: lock-step needs every frame, and loopback best-effort drops
     # large images under load.
     cmd += ['-p', 'qos:=reliable', '-p', 'publish_overlay:=true', '-p', 'publish_color:=true']
@@ -232,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='run on real MSRS night pairs in this folder instead of a bag')
     parser.add_argument('--limit', type=int, default=0, help='at most this many frames')
     parser.add_argument('--device', default='cpu', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--backend', default='auto',
+                        help='inference engine: auto (fastest installed), torch, openvino, '
+                        'onnxruntime, tensorrt')
     return parser
 
 
@@ -250,7 +255,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise DemoError('no frames to replay')
         print(f'smmcl demo: {len(frames)} frames -> node ({checkpoint.name}), '
               f'outputs in {args.out}/', flush=True)
-        summary = run_demo(frames, checkpoint, args.out, device=args.device)
+        summary = run_demo(frames, checkpoint, args.out, device=args.device,
+                           backend=args.backend)
     except (DemoError, FileNotFoundError) as exc:
         print(f'smmcl-demo: error: {exc}', file=sys.stderr)
         return 1

@@ -35,7 +35,8 @@ ENCODINGS: Dict[str, Tuple[np.dtype, int]] = {
 RGB_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 AUX_ENCODINGS = {
     'depth': ('16UC1', 'mono16', '32FC1'),
-    'thermal': ('mono8', '8UC1', 'mono16', '16UC1'),
+    # rgb8/bgr8: pseudo-colour thermal, inverted through the checkpoint's thermal_colormap.
+    'thermal': ('mono8', '8UC1', 'mono16', '16UC1', 'rgb8', 'bgr8'),
     # HHA checkpoints: raw depth (encoded to HHA with the camera_info) or HHA images.
     'hha': ('16UC1', 'mono16', '32FC1', 'rgb8'),
 }
@@ -149,7 +150,10 @@ def decode_aux(msg: Any, modality: str) -> np.ndarray:
     if modality not in AUX_ENCODINGS:
         raise ValueError(f'unknown aux modality {modality!r}; valid: {", ".join(AUX_ENCODINGS)}')
     check_encoding(msg, AUX_ENCODINGS[modality], modality)
-    return image_to_array(msg)
+    image = image_to_array(msg)
+    if msg.encoding == 'bgr8':
+        image = image[:, :, ::-1]  # pseudo-colour thermal is handed on in RGB order
+    return image
 
 
 class PackedImage(NamedTuple):

@@ -45,7 +45,8 @@ def node_env(use_profile: bool, profile_path: str, environ: Mapping[str, str]) -
 
 def node_command(params_file: Optional[str] = None, namespace: str = '',
                  rgb_topic: str = '', aux_topic: str = '', checkpoint: str = '',
-                 device: str = '', aux_info_topic: str = '') -> List[str]:
+                 device: str = '', backend: str = '', aux_info_topic: str = ''
+                 ) -> List[str]:
     """ROS arguments for ``segmentation_node``; empty values are left out.
 
     Order: ``--ros-args``, the params file, the namespace, the input remaps, then ``-p``
@@ -58,6 +59,7 @@ def node_command(params_file: Optional[str] = None, namespace: str = '',
         aux_topic: Topic remapped onto the node's ``aux/image``.
         checkpoint: Value of the ``checkpoint`` parameter.
         device: Value of the ``device`` parameter (``auto``, ``cpu``, ``cuda``).
+        backend: Value of the ``backend`` parameter (``auto``, ``torch``, ``openvino``, ...).
         aux_info_topic: Topic remapped onto the node's ``aux/camera_info`` (the depth
             camera's intrinsics, used by HHA checkpoints).
 
@@ -69,7 +71,7 @@ def node_command(params_file: Optional[str] = None, namespace: str = '',
         ValueError: A value holding whitespace or ``:=`` (it would be split or misparsed).
     """
     for name, value in (('namespace', namespace), ('rgb_topic', rgb_topic),
-                        ('aux_topic', aux_topic), ('device', device),
+                        ('aux_topic', aux_topic), ('device', device), ('backend', backend),
                         ('aux_info_topic', aux_info_topic)):
         if value and (any(c.isspace() for c in value) or ':=' in value):
             raise ValueError(f'{name} {value!r} must not contain whitespace or ":="')
@@ -88,4 +90,6 @@ def node_command(params_file: Optional[str] = None, namespace: str = '',
         args += ['-p', f'checkpoint:={checkpoint}']
     if device:
         args += ['-p', f'device:={device}']
+    if backend:
+        args += ['-p', f'backend:={backend}']
     return args

@@ -62,7 +62,7 @@ def _load_segmenter(params: NodeParams):
     from smmcl_core.segmenter import Segmenter
 
     return Segmenter.from_checkpoint(params.checkpoint, device=params.device,
-                                     precision=params.precision)
+                                     precision=params.precision, backend=params.backend)
 
 
 class _Frame:
@@ -197,7 +197,8 @@ class SegmentationCore:
             self.create_timer(QOS_REFRESH_S, self._refresh_inputs)]
         self.get_logger().info(
             f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
-            f'precision={self.params.precision}, qos={self.params.qos}, '
+            f'backend={self.segmenter.backend}, precision={self.segmenter.precision}, '
+            f'qos={self.params.qos}, '
             f'output_qos={self.params.output_qos}, on_missing_aux={self.params.on_missing_aux}')
 
     def deactivate(self) -> None:
@@ -385,6 +386,7 @@ class SegmentationCore:
                           f'no valid aux image for > {self.params.aux_timeout} s; {policy}')
         self._aux_was_stale = stale
         level, message, values = self.stats.snapshot(aux_age, stale, self.device)
+        values += [('backend', self.segmenter.backend), ('precision', self.segmenter.precision)]
         for topic, subscription in self._inputs.items():
             values += [(f'qos.{topic}', subscription.describe()),
                        (f'publishers.{topic}', str(subscription.publishers))]

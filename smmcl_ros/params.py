@@ -12,6 +12,7 @@ DEFAULTS: Dict[str, Any] = {
     'checkpoint': '',
     'device': 'auto',
     'precision': 'fp32',
+    'backend': 'auto',  # checked by Segmenter (smmcl_core.engines.BACKENDS)
     'aux_modality': '',
     'sync_slop': 0.05,
     'sync_queue_size': 10,
@@ -33,7 +34,7 @@ CLASS_NAMES = 'class_names'
 
 CHOICES: Dict[str, Tuple[str, ...]] = {
     'device': ('auto', 'cpu', 'cuda'),
-    'precision': ('fp32', 'fp16'),
+    'precision': ('fp32', 'fp16', 'bf16'),
     'aux_modality': ('', 'depth', 'thermal', 'hha'),
     'qos': ('auto', 'sensor_data', 'reliable'),
     'output_qos': ('reliable', 'sensor_data'),
@@ -66,6 +67,7 @@ class NodeParams:
     diagnostics_period: float
     log_throttle_sec: float
     hha_gravity_smoothing: float = 0.0
+    backend: str = 'auto'
     class_names: Tuple[str, ...] = ()
 
 

@@ -253,8 +253,12 @@ def test_factory_and_class_file_errors(small_folder):
     with pytest.raises(KeyError, match='mfnet, nyudv2, llrgbd, folder, synthetic'):
         build_dataset('cityscapes', small_folder, 'train')
     assert set(DATASETS) == {'mfnet', 'nyudv2', 'llrgbd', 'folder', 'synthetic'}
-    with pytest.raises(ValueError, match='thermal'):
-        build_dataset('folder', small_folder, 'train', aux_modality='thermal')
+    # classes.yaml states the modality; an explicit one overrides it (issue 12).
+    assert build_dataset('folder', small_folder, 'train').aux_modality == 'depth'
+    assert build_dataset('folder', small_folder, 'train',
+                         aux_modality='thermal').aux_modality == 'thermal'
+    with pytest.raises(ValueError, match='depth, thermal, hha'):
+        build_dataset('folder', small_folder, 'train', aux_modality='lidar')
     text = (small_folder / 'classes.yaml').read_text()
     (small_folder / 'classes.yaml').write_text(text + 'colours: []\n')
     with pytest.raises(ValueError, match=r'classes\.yaml.*colours'):

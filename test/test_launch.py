@@ -18,10 +18,10 @@ CONFIG = REPO / 'config' / 'segmentation.yaml'
 def test_node_command_exact():
     assert node_command(params_file='/share/cfg.yaml', namespace='robot',
                         rgb_topic='/cam/color/image_raw', aux_topic='/cam/depth/image_raw',
-                        checkpoint='/models/nyu.pt', device='cpu') == [
+                        checkpoint='/models/nyu.pt', device='cpu', backend='openvino') == [
         '--ros-args', '--params-file', '/share/cfg.yaml', '-r', '__ns:=/robot',
         '-r', 'rgb/image:=/cam/color/image_raw', '-r', 'aux/image:=/cam/depth/image_raw',
-        '-p', 'checkpoint:=/models/nyu.pt', '-p', 'device:=cpu']
+        '-p', 'checkpoint:=/models/nyu.pt', '-p', 'device:=cpu', '-p', 'backend:=openvino']
 
 
 def test_node_command_remaps_the_depth_camera_info():
@@ -51,8 +51,9 @@ def test_launch_file_structure():
     arguments = next(n for n in tree.body if isinstance(n, ast.Assign)
                      and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')
     declared = [elt.elts[0].value for elt in arguments.value.elts]
-    assert declared == ['checkpoint', 'rgb_topic', 'aux_topic', 'device', 'namespace',
-                        'lifecycle', 'fastdds_profile', 'aux_info_topic']
+    assert declared == ['checkpoint', 'rgb_topic', 'aux_topic', 'device', 'backend',
+                        'namespace', 'lifecycle', 'fastdds_profile',
+                        'aux_info_topic']
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert {'DeclareLaunchArgument', 'node_command', 'get_package_share_directory',
             'LaunchConfiguration', 'OpaqueFunction', 'executable', 'node_env',

@@ -189,6 +189,9 @@ def test_bad_inputs_then_good_frames(ros_env, tmp_path, checkpoint, frame, expec
         assert int(diag['input.rgb/image.stamp_backwards']) == 1
         assert int(diag['input.aux/image.stamp_backwards']) == 1
         assert diag['device'] == 'cpu'
+        from smmcl_core.engines import resolve_backend  # default backend=auto: fastest engine
+        assert diag['backend'] == resolve_backend('auto', 'cpu')
+        assert diag['precision'] == 'fp32'
     finally:
         code = node.stop()
         client.close()

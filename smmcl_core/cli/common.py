@@ -18,6 +18,8 @@ import torch.distributed as dist
 from smmcl_core.config import ExperimentConfig
 from smmcl_core.data import build_dataset, RGBXDataset
 from smmcl_core.data.factory import default_modality
+from smmcl_core.data.resize import check_resize
+from smmcl_core.data.splits import AUTO, carve_validation
 
 # Exceptions that mean "the user asked for something invalid" (bad key, file, value): the
 # tools print them as one line and exit with status 2 instead of a traceback.
@@ -127,19 +129,12 @@ def discrete_scales(scale_range: Sequence[float], step: float = 0.25) -> List[fl
     return scales
 
 
-def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool,
-                        conventions: Optional[Dict[str, str]] = None) -> RGBXDataset:
-    """Build the dataset of an experiment for one split.
-
-    Training and evaluation (``smmcl-train`` and ``smmcl-evaluate``) both come through here,
-    so a checkpoint is always evaluated with the preprocessing it was trained with;
-    ``conventions`` (the checkpoint's ``input_conventions``) carries e.g. the released
-    weights' BGR input into evaluation.
-    """
+def _build_split(cfg: ExperimentConfig, split: str, train: bool,
+                 conventions: Optional[Dict[str, str]] = None) -> RGBXDataset:
     data = cfg.data
     kwargs: Dict[str, Any] = dict(
         train=train, crop_size=tuple(data.crop_size), scales=discrete_scales(data.scale_range),
-        flip=data.hflip, seed=cfg.train.seed)
+        flip=data.hflip, seed=cfg.train.seed, resize=check_resize(data.resize))
     if conventions:
         kwargs['conventions'] = dict(conventions)
     modality = data.aux_modality or None
@@ -151,6 +146,53 @@ def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool,
         kwargs['aux_ranges'] = {'depth_max_m': float(data.max_depth_m)}
     return build_dataset(data.dataset, data.root or None, split, aux_modality=modality,
                          **kwargs)
+
+
+@dataclass(frozen=True)
+class ValPlan:
+    """Where the validation samples come from (see ``smmcl_core.data.splits``)."""
+
+    split: str  # the dataset split read for validation
+    carved: bool  # True: a carved part of ``split`` (the training split)
+    description: str
+
+
+def validation_plan(cfg: ExperimentConfig) -> ValPlan:
+    """Resolve ``data.val_split`` (``auto`` -> the dataset's ``val`` or a carve of train)."""
+    data = cfg.data
+    if data.val_split != AUTO:
+        return ValPlan(data.val_split, False, f'dataset split {data.val_split!r}')
+    try:
+        _build_split(cfg, 'val', train=False)
+    except (ValueError, FileNotFoundError):
+        return ValPlan(data.train_split, True,
+                       f'{data.val_fraction:g} of split {data.train_split!r} carved out '
+                       f'(data.split_seed {data.split_seed}); the dataset has no val split')
+    return ValPlan('val', False, "dataset split 'val' (data.val_split: auto)")
+
+
+def dataset_from_config(cfg: ExperimentConfig, split: str, train: bool,
+                        conventions: Optional[Dict[str, str]] = None) -> RGBXDataset:
+    """Build the dataset of an experiment for one split.
+
+    Training and evaluation (``smmcl-train`` and ``smmcl-evaluate``) both come through here,
+    so a checkpoint is always evaluated with the preprocessing it was trained with;
+    ``conventions`` (the checkpoint's ``input_conventions``) carries e.g. the released
+    weights' BGR input into evaluation. ``split == 'auto'`` is the validation split of
+    :func:`validation_plan`; the training split loses the samples a carved validation split
+    takes.
+    """
+    data = cfg.data
+    if split == AUTO or split == data.train_split:
+        plan = validation_plan(cfg) if data.val_split == AUTO else None
+        if plan is not None and plan.carved:
+            dataset = _build_split(cfg, data.train_split, train, conventions)
+            kept, val = carve_validation(dataset.names, data.val_fraction, data.split_seed)
+            dataset.names = val if split == AUTO else kept
+            return dataset
+        if split == AUTO:
+            split = plan.split if plan is not None else data.val_split
+    return _build_split(cfg, split, train, conventions)
 
 
 def append_jsonl(path: Path, record: Dict[str, Any]) -> None:

@@ -8,8 +8,11 @@ Usage::
 The exported graph maps ``rgb (B,3,H,W)`` and ``aux (B,3,H,W)``, both normalised as in
 ``smmcl_core.data.preprocess.to_input_tensors``, to ``logits (B,K,H,W)``. The batch axis is
 always dynamic; ``--dynamic-hw`` also makes height and width dynamic (ONNX). The checkpoint
-``meta`` (classes, palette, mean/std, aux modality and ranges) travels with the file: ONNX
-``metadata_props['smmcl_meta']`` and the TorchScript extra file ``smmcl_meta.json``.
+``meta`` (the whole dict: classes, palette, mean/std, aux modality and ranges, and any key
+added later) travels with the file: ONNX ``metadata_props['smmcl_meta']`` and the TorchScript
+extra file ``smmcl_meta.json``. It is the graph the inference engines run
+(``smmcl_core.engines.graph``: the all-MLP head's fused 1x1 weights folded), so an exported
+``.onnx`` can be given to ``Segmenter.from_checkpoint`` / the node as the checkpoint.
 
 ``--verify`` runs the exported file (onnxruntime for ONNX) on a batch of two random inputs and
 fails unless its output matches PyTorch's within ``--tolerance`` (default 1e-3).
@@ -29,23 +32,16 @@ import torch
 from torch import nn
 
 from smmcl_core.cli.common import run_cli
+from smmcl_core.engines.cache import file_sha256
+from smmcl_core.engines.graph import example_inputs, InferenceGraph, MIN_OPSET, write_onnx
 from smmcl_core.segmenter import Segmenter
 
 PROG = 'smmcl-export'
 FORMATS = ('torchscript', 'onnx')
-MIN_OPSET = 17
 
 
-class LogitsOnly(nn.Module):
-    """``(rgb, aux) -> logits``: the inference signature without the training options."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, rgb: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        """(B,3,H,W), (B,3,H,W) -> (B,K,H,W)."""
-        return self.model(rgb, aux)
+# ``(rgb, aux) -> logits`` without the training options, head weights folded.
+LogitsOnly = InferenceGraph
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,15 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def example_inputs(batch: int, height: int, width: int, seed: int = 0
-                   ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Normalised-looking random inputs (standard normal)."""
-    gen = torch.Generator().manual_seed(seed)
-    rgb = torch.randn(batch, 3, height, width, generator=gen)
-    aux = torch.randn(batch, 3, height, width, generator=gen)
-    return rgb, aux
-
-
 def export_torchscript(module: nn.Module, inputs: Tuple[torch.Tensor, torch.Tensor],
                        out: Path, meta: Dict[str, Any]) -> None:
     """Trace (the network has no data-dependent control flow) and save with the meta."""
@@ -88,24 +75,10 @@ def export_torchscript(module: nn.Module, inputs: Tuple[torch.Tensor, torch.Tens
 
 
 def export_onnx(module: nn.Module, inputs: Tuple[torch.Tensor, torch.Tensor], out: Path,
-                meta: Dict[str, Any], opset: int, dynamic_hw: bool) -> None:
-    """TorchScript-based ONNX export (no onnxscript needed) plus the meta as metadata."""
-    import onnx
-
-    if opset < MIN_OPSET:
-        raise ValueError(f'--opset must be >= {MIN_OPSET}, got {opset}')
-    axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw else {0: 'batch'}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter('ignore')  # tracer and deprecation chatter
-        torch.onnx.export(module, inputs, str(out), dynamo=False, opset_version=opset,
-                          input_names=['rgb', 'aux'], output_names=['logits'],
-                          dynamic_axes={'rgb': axes, 'aux': axes, 'logits': axes},
-                          do_constant_folding=True)
-    proto = onnx.load(str(out))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = 'smmcl_meta', json.dumps(meta)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
+                meta: Dict[str, Any], opset: int, dynamic_hw: bool,
+                graph_info: Optional[Dict[str, Any]] = None) -> None:
+    """ONNX export with the meta as metadata (see ``smmcl_core.engines.graph.write_onnx``)."""
+    write_onnx(module, inputs, out, meta, opset, dynamic_hw, graph_info)
 
 
 def run_exported(fmt: str, path: Path, rgb: torch.Tensor, aux: torch.Tensor) -> np.ndarray:
@@ -156,19 +129,21 @@ def export(checkpoint: str, fmt: str, out: str, height: int = 480, width: int = 
     if height < 1 or width < 1:
         raise ValueError(f'--height/--width must be positive, got {height}x{width}')
     segmenter = Segmenter.from_checkpoint(checkpoint, device='cpu', channels_last=False)
-    module = LogitsOnly(segmenter.model.float()).eval()
+    module = InferenceGraph(segmenter.model).eval()
     meta = dict(segmenter.meta)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     inputs = example_inputs(1, height, width)
     if fmt == 'onnx':
-        export_onnx(module, inputs, out_path, meta, opset, dynamic_hw)
+        export_onnx(module, inputs, out_path, meta, opset, dynamic_hw,
+                    {'checkpoint_sha256': file_sha256(checkpoint)})
     else:
         export_torchscript(module, inputs, out_path, meta)
     print(f'{PROG}: wrote {out_path} ({fmt}, {out_path.stat().st_size / 1e6:.1f} MB)')
     if not check:
         return None
-    diff = verify(fmt, out_path, module, height, width, tolerance)
+    # Against the unfolded network: checks the export and the head folding together.
+    diff = verify(fmt, out_path, segmenter.model.float().eval(), height, width, tolerance)
     print(f'{PROG}: verified: max abs logit difference {diff:.2e} <= {tolerance:g}')
     return diff
 

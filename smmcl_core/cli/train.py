@@ -35,9 +35,12 @@ from smmcl_core.checkpoint import (build_checkpoint, load_checkpoint, meta_from_
                                    restore_rng, save_checkpoint, unwrap_model)
 from smmcl_core.cli.common import (append_jsonl, dataset_from_config, DistContext,
                                    distributed_env, init_distributed, read_jsonl, run_cli,
-                                   seed_everything, select_device, shutdown_distributed)
+                                   seed_everything, select_device, shutdown_distributed,
+                                   validation_plan)
 from smmcl_core.config import ExperimentConfig, load_config, save_config
 from smmcl_core.data import RGBXDataset
+from smmcl_core.data.check import check_datasets, format_report
+from smmcl_core.data.classes import background_index, BACKGROUND_NAMES  # noqa: F401
 from smmcl_core.engine import evaluate, train_one_epoch
 from smmcl_core.losses import SMMCLLoss
 from smmcl_core.metrics import ConfusionMatrix
@@ -45,7 +48,6 @@ from smmcl_core.models import create_model
 from smmcl_core.optim import build_optimizer, build_scheduler
 
 PROG = 'smmcl-train'
-BACKGROUND_NAMES = ('unlabeled', 'unlabelled', 'void', 'background')
 
 
 class ShardSampler(Sampler):
@@ -63,13 +65,6 @@ class ShardSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.indices)
-
-
-def background_index(class_names: Sequence[str]) -> Optional[int]:
-    """Index of a catch-all class (MFNet ``unlabeled``, LLRGBD ``void``) if class 0 is one."""
-    if class_names and class_names[0].lower() in BACKGROUND_NAMES:
-        return 0
-    return None
 
 
 def eval_loader(dataset: RGBXDataset, workers: int, ctx: DistContext) -> DataLoader:
@@ -148,6 +143,7 @@ class Trainer:
         self.out_dir = Path(cfg.train.out_dir)
         seed_everything(cfg.train.seed + ctx.rank)
 
+        self.val_plan = validation_plan(cfg)
         self.train_set = dataset_from_config(cfg, cfg.data.train_split, train=True)
         self.val_set = dataset_from_config(cfg, cfg.data.val_split, train=False)
         info = self.train_set.info
@@ -155,8 +151,17 @@ class Trainer:
             raise ValueError(f'train split has {info.num_classes} classes but val split has '
                              f'{self.val_set.num_classes}')
         self.info = info
+        if cfg.data.check and cfg.data.dataset != 'synthetic' and ctx.is_main:
+            # Every bad file of both splits at once, before the model is built.
+            report = check_datasets({'train': self.train_set, 'val': self.val_set},
+                                    progress=cfg.train.progress)
+            if report['problems']:
+                raise ValueError(format_report(report, limit=20) + '\n(smmcl-check-data '
+                                 'lists them all; data.check=false skips this scan)')
         self.meta = meta_from_dataset_info(cfg.model.name, info)
-        self.background = background_index(info.class_names)
+        if cfg.data.resize:
+            self.meta['resize'] = [int(v) for v in cfg.data.resize]
+        self.background = background_index(info.class_names, info.background)
         self.train_loader = self._train_loader()
         self.val_loader = eval_loader(self.val_set, cfg.data.workers, ctx)
         self.iters_per_epoch = len(self.train_loader)
@@ -269,9 +274,34 @@ class Trainer:
         with open(metrics, 'w') as f:
             for record in kept:
                 f.write(json.dumps(record) + '\n')
+        self._write_selection()
         from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(str(self.out_dir / 'tb'), purge_step=(
             self.start_epoch * self.iters_per_epoch if self.start_epoch else None))
+
+    def _write_selection(self) -> None:
+        """``selection.json``: which samples validate and whether they chose ``best.pth``."""
+        cfg = self.cfg
+        selection = {
+            'val_split': cfg.data.val_split,
+            'val_source': self.val_plan.description,
+            'val_samples': len(self.val_set),
+            'train_samples': len(self.train_set),
+            'best_pth_selected_on': (self.val_plan.description if cfg.train.select_best
+                                     else None),
+            'test_split': cfg.data.test_split or None,
+        }
+        if not cfg.train.select_best:
+            selection['note'] = ('train.select_best is false: no best.pth; the result is the '
+                                 'last epoch (last.pth)')
+        if self.val_plan.carved:
+            selection['val_names'] = list(getattr(self.val_set, 'names', []))
+        if cfg.train.select_best and 'test' in self.val_plan.split.lower():
+            selection['warning'] = (f'best.pth is chosen on {self.val_plan.split!r}, a test '
+                                    'split: its score is not an unbiased test score')
+            self.log(f'{PROG}: warning: {selection["warning"]}')
+        with open(self.out_dir / 'selection.json', 'w') as f:
+            json.dump(selection, f, indent=2)
 
     def _checkpoint(self, completed: int, name: str, full: bool) -> None:
         state = build_checkpoint(
@@ -306,6 +336,7 @@ class Trainer:
             completed = epoch + 1
             record = {'epoch': completed, **{k: stats[k] for k in
                                              ('loss', 'ce', 'cm', 'vis', 'aux', 'lr')},
+                      'lambda_scale': stats.get('lambda_scale', 1.0),
                       'seconds': stats['seconds']}
             last = completed == epochs
             if last or (cfg.train.eval_every > 0 and completed % cfg.train.eval_every == 0):
@@ -318,9 +349,35 @@ class Trainer:
                                   background_index=self.background)
                 record.update(metrics_record(matrix, self.info.class_names))
             self._finish_epoch(record, last)
+        if cfg.data.test_split:
+            self._score_test()
         if self.writer is not None:
             self.writer.close()
         return record
+
+    def _score_test(self) -> None:
+        """Score ``best.pth`` (or the last epoch) once on ``data.test_split``: ``test.json``."""
+        cfg = self.cfg
+        model = unwrap_model(self.model)
+        best = self.out_dir / 'best.pth'
+        chosen = 'last epoch'
+        if cfg.train.select_best and best.is_file():
+            self.ctx.barrier()
+            model.load_state_dict(load_checkpoint(best, map_location='cpu')['model'])
+            chosen = 'best.pth'
+        test_set = dataset_from_config(cfg, cfg.data.test_split, train=False)
+        matrix = evaluate(model, eval_loader(test_set, cfg.data.workers, self.ctx), self.device,
+                          self.info.num_classes, self.info.ignore_index,
+                          crop=cfg.train.eval_crop or None, scales=cfg.train.eval_scales,
+                          flip=cfg.train.eval_flip, progress=cfg.train.progress,
+                          background_index=self.background)
+        record = {'split': cfg.data.test_split, 'weights': chosen,
+                  **metrics_record(matrix, self.info.class_names)}
+        if self.ctx.is_main:
+            with open(self.out_dir / 'test.json', 'w') as f:
+                json.dump(record, f, indent=2)
+            self.log(f'{PROG}: test split {cfg.data.test_split!r} ({chosen}): mIoU '
+                     f'{100 * record["miou"]:.2f}%')
 
     def _sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm statistics), i.e. the checkpoint's.
@@ -335,7 +392,8 @@ class Trainer:
 
     def _finish_epoch(self, record: Dict[str, Any], last: bool) -> None:
         cfg, completed = self.cfg, record['epoch']
-        improved = 'miou' in record and record['miou'] > self.best_miou
+        improved = (cfg.train.select_best and 'miou' in record
+                    and record['miou'] > self.best_miou)
         if improved:
             self.best_miou = record['miou']
         if self.ctx.is_main:
@@ -376,8 +434,10 @@ def train(cfg: ExperimentConfig, resume: str = '') -> Dict[str, Any]:
                   'starting a fresh run', flush=True)
         trainer = Trainer(cfg, ctx, checkpoint)
         record = trainer.run()
-        trainer.log(f'{PROG}: done in {time.perf_counter() - start:.1f}s; best mIoU '
-                    f'{100 * trainer.best_miou:.2f}%; checkpoints in {trainer.out_dir}')
+        best = (f'best val mIoU {100 * trainer.best_miou:.2f}%'
+                if trainer.best_miou > float('-inf') else 'no best.pth (select_best false)')
+        trainer.log(f'{PROG}: done in {time.perf_counter() - start:.1f}s; {best}; '
+                    f'checkpoints in {trainer.out_dir}')
         return record
     finally:
         shutdown_distributed()

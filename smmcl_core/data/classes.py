@@ -11,7 +11,7 @@ Sources:
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -74,7 +74,10 @@ class DatasetInfo:
         aux_modality: ``'depth'``, ``'thermal'`` or ``'hha'``.
         mean: Per-channel normalisation mean (both modalities).
         std: Per-channel normalisation std (both modalities).
-        aux_ranges: Keyword arguments for ``aux_to_unit`` (e.g. ``depth_max_m``).
+        aux_ranges: Keyword arguments for ``aux_to_unit`` (e.g. ``depth_max_m``,
+            ``thermal_colormap``).
+        background: Name of the catch-all class left out of "mIoU w/o background"; ``None``
+            = the name rule of :func:`background_index`, ``''`` = no such class.
     """
 
     name: str
@@ -85,6 +88,7 @@ class DatasetInfo:
     mean: Tuple[float, ...] = IMAGENET_MEAN
     std: Tuple[float, ...] = IMAGENET_STD
     aux_ranges: Dict[str, Any] = field(default_factory=dict)
+    background: Optional[str] = None
 
     def __post_init__(self):
         palette = np.asarray(self.palette)
@@ -100,6 +104,10 @@ class DatasetInfo:
             raise ValueError(
                 f'dataset {self.name!r}: unknown aux_modality {self.aux_modality!r}; valid: '
                 f'{", ".join(AUX_MODALITIES)}')
+        if self.background and self.background not in self.class_names:
+            raise ValueError(
+                f'dataset {self.name!r}: background {self.background!r} is not one of the '
+                f'class names {list(self.class_names)}')
         if not 0 <= self.ignore_index <= 255 or self.ignore_index < len(self.class_names):
             raise ValueError(
                 f'dataset {self.name!r}: ignore_index {self.ignore_index} must be in '
@@ -113,9 +121,37 @@ class DatasetInfo:
     def with_aux(self, aux_modality: str, aux_ranges: Dict[str, Any]) -> 'DatasetInfo':
         """Copy with another aux modality / ranges (e.g. NYUDv2 depth vs HHA)."""
         return DatasetInfo(self.name, self.class_names, self.palette, self.ignore_index,
-                           aux_modality, self.mean, self.std, dict(aux_ranges))
+                           aux_modality, self.mean, self.std, dict(aux_ranges),
+                           self.background)
 
 
 def palette_array(colours: Sequence[Sequence[int]]) -> np.ndarray:
     """Sequence of RGB triples -> (K,3) uint8."""
     return np.asarray(colours, np.uint8).reshape(-1, 3)
+
+
+# Class-0 names taken as a catch-all background when a dataset does not name one; compared
+# lower-case with surrounding underscores and spaces removed (labelme's ``_background_``).
+BACKGROUND_NAMES: Tuple[str, ...] = ('unlabeled', 'unlabelled', 'void', 'background')
+
+
+def background_index(class_names: Sequence[str], background: Optional[str] = None
+                     ) -> Optional[int]:
+    """Index of the class "mIoU w/o background" leaves out, or None.
+
+    Rule: a named ``background`` (``classes.yaml`` key) is that class; ``''`` means none;
+    otherwise class 0 when its name is one of :data:`BACKGROUND_NAMES` (MFNet ``unlabeled``,
+    LLRGBD ``void``, labelme ``_background_``).
+
+    Raises:
+        ValueError: ``background`` names no class.
+    """
+    if background is not None:
+        if background == '':
+            return None
+        if background not in class_names:
+            raise ValueError(f'background class {background!r} is not one of {list(class_names)}')
+        return list(class_names).index(background)
+    if class_names and class_names[0].strip('_ ').lower() in BACKGROUND_NAMES:
+        return 0
+    return None

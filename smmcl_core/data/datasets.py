@@ -37,15 +37,23 @@ Generic folder layout for your own data::
     root/classes.yaml (or classes.json)
     root/rgb/NAME.{png,jpg,...}     8-bit colour
     root/aux/NAME.{png,tif,npy}     depth uint16 mm / float32 m (.tif/.npy), thermal
-                                    uint8/uint16, or HHA 8-bit colour
-    root/label/NAME.png             uint8 train ids 0..K-1, ignore_index = ignore
-    root/<split>.txt                one NAME per line (any split name)
+                                    uint8/uint16 or 8-bit pseudo-colour, or HHA 8-bit colour
+    root/label/NAME.png             train ids 0..K-1 (ignore_index = ignore): grey uint8, a
+                                    palette PNG (labelme, VOC tools: the indices are read),
+                                    or colour-coded with label_colors
+    root/<split>.txt                one NAME per line (any split name; train.txt, and
+                                    optionally val.txt and test.txt)
 
 ``classes.yaml`` keys: ``class_names`` (list, required), ``aux_modality`` (``depth``,
-``thermal`` or ``hha``, required), ``palette`` (list of [r, g, b], optional, default VOC
-colour map), ``ignore_index`` (default 255), ``name`` (default the folder name),
-``aux_ranges`` (``aux_to_unit`` keyword arguments, e.g. ``{depth_max_m: 5.0}``). Unknown keys
-are rejected.
+``thermal`` or ``hha``, required; a non-empty ``data.aux_modality`` overrides it), ``palette``
+(list of [r, g, b], optional, default VOC colour map), ``ignore_index`` (default 255),
+``name`` (default the folder name), ``aux_ranges`` (``aux_to_unit`` keyword arguments, e.g.
+``{depth_max_m: 5.0}``), ``background`` (the class "mIoU w/o background" leaves out; ``''``
+= none; default: class 0 if it is called unlabeled / void / background / ``_background_``),
+``thermal_colormap`` (the colour map of pseudo-colour thermal files, e.g. ``inferno``,
+``ironbow``, ``jet``; see ``smmcl_core.data.thermal``), ``label_colors`` (colour-coded label
+files: class name, class id or ``ignore`` -> [r, g, b]; any other colour is an error). Unknown
+keys are rejected.
 
 Errors: a missing or unreadable file, size mismatch within a sample and label ids outside
 the classes raise ``FileNotFoundError`` / ``ValueError`` naming the file.
@@ -56,9 +64,11 @@ worker seed, so the stream is deterministic per worker once torch is seeded. Use
 ``sample(i, rng)`` to pass a Generator explicitly.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+import warnings
 
 import numpy as np
 import torch
@@ -71,8 +81,9 @@ from smmcl_core.data.classes import (DatasetInfo, IGNORE_INDEX, LLRGBD_CLASSES,
                                      NYU40_CLASSES, palette_array, voc_palette)
 from smmcl_core.data.io import (AUX_EXTENSIONS, check_sample, find_file, IMAGE_EXTENSIONS,
                                 read_aux, read_label, read_raw, read_rgb, read_split)
-from smmcl_core.data.preprocess import (AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD,
-                                        input_conventions)
+from smmcl_core.data.preprocess import (AUX_MODALITIES, aux_to_unit, IMAGENET_MEAN,
+                                        IMAGENET_STD, input_conventions)
+from smmcl_core.data.thermal import check_colormap, invert_colormap, MISMATCH_DISTANCE
 from smmcl_core.data.transforms import EvalTransform, RELEASED_SCALES, TrainTransform
 
 RawSample = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -124,6 +135,8 @@ class RGBXDataset(Dataset):
         mean: Normalisation mean.
         std: Normalisation std.
         seed: Mixed into the augmentation generator seed.
+        resize: ``(H, W)`` network input size (``data.resize``, see ``data.resize``); None =
+            native size.
         conventions: Input conventions of the checkpoint being evaluated
             (``preprocess.input_conventions(meta)``, e.g. the released weights' BGR and
             8-bit grey aux); ``None`` = this package's defaults. Evaluation only.
@@ -137,13 +150,14 @@ class RGBXDataset(Dataset):
                  scales: Sequence[float] = RELEASED_SCALES, flip: bool = True,
                  aux_interpolation: str = 'linear', aux_ranges: Optional[dict] = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 seed: int = 0, conventions: Optional[Dict[str, str]] = None):
+                 seed: int = 0, resize: Optional[Sequence[int]] = None,
+                 conventions: Optional[Dict[str, str]] = None):
         super().__init__()
         self.train = train
         self.seed = int(seed)
         self._options = dict(crop_size=crop_size, scales=scales, flip=flip,
                              aux_interpolation=aux_interpolation, aux_ranges=aux_ranges,
-                             mean=tuple(mean), std=tuple(std),
+                             mean=tuple(mean), std=tuple(std), resize=resize,
                              conventions=input_conventions(conventions or {}))
         self._rng_cache: Optional[Tuple[int, np.random.Generator]] = None
 
@@ -151,9 +165,8 @@ class RGBXDataset(Dataset):
         opts = self._options
         ranges = dict(self.info.aux_ranges)
         ranges.update(opts['aux_ranges'] or {})
-        self.info = DatasetInfo(self.info.name, self.info.class_names, self.info.palette,
-                                self.info.ignore_index, self.info.aux_modality,
-                                opts['mean'], opts['std'], ranges)
+        self.info = dataclasses.replace(self.info, mean=opts['mean'], std=opts['std'],
+                                        aux_ranges=ranges)
         if self.train:
             if opts['conventions'] != input_conventions({}):
                 raise ValueError(f"input conventions {opts['conventions']} are supported for "
@@ -161,10 +174,10 @@ class RGBXDataset(Dataset):
             self.transform = TrainTransform(
                 opts['crop_size'], self.info.aux_modality, opts['mean'], opts['std'],
                 opts['scales'], opts['flip'], self.info.ignore_index,
-                opts['aux_interpolation'], ranges)
+                opts['aux_interpolation'], ranges, resize=opts['resize'])
         else:
             self.transform = EvalTransform(self.info.aux_modality, opts['mean'], opts['std'],
-                                           ranges, opts['conventions'])
+                                           ranges, opts['conventions'], resize=opts['resize'])
 
     # --- metadata shortcuts -------------------------------------------------------------
     @property
@@ -213,6 +226,19 @@ class RGBXDataset(Dataset):
         check_sample(rgb, aux, raw_label, files)
         label = apply_lut(raw_label, self.label_lut, files[2])
         return rgb, aux, label
+
+    def problems(self, index: int) -> List[str]:
+        """Everything wrong with sample ``index`` (``[]`` = fine), each naming its file.
+
+        Reads the sample as training would and converts the aux image with the dataset's
+        settings; subclasses that can check each file on its own report all of them.
+        """
+        try:
+            _, aux, _ = self.raw_sample(index)
+            aux_to_unit(aux, self.aux_modality, **self.info.aux_ranges)
+        except (OSError, ValueError, KeyError) as exc:
+            return [str(exc)]
+        return []
 
     def sample(self, index: int, rng: Optional[np.random.Generator] = None
                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -374,11 +400,52 @@ class LLRGBDDataset(RGBXDataset):
 
 
 _CLASSES_KEYS = ('class_names', 'aux_modality', 'palette', 'ignore_index', 'name',
-                 'aux_ranges')
+                 'aux_ranges', 'background', 'thermal_colormap', 'label_colors')
+
+
+def _colour(value: Any, where: str) -> Tuple[int, int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+            isinstance(v, int) and 0 <= v <= 255 for v in value):
+        raise ValueError(f'{where} must be [r, g, b] with values 0..255, got {value!r}')
+    return int(value[0]), int(value[1]), int(value[2])
+
+
+def parse_label_colors(spec: Any, class_names: Sequence[str], ignore_index: int, path: Path
+                       ) -> Dict[Tuple[int, int, int], int]:
+    """``label_colors`` of ``classes.yaml`` (class name, id or ``ignore`` -> [r, g, b]).
+
+    Returns:
+        RGB triple -> label id.
+
+    Raises:
+        ValueError: Unknown class, bad colour or one colour given to two classes.
+    """
+    if not isinstance(spec, dict) or not spec:
+        raise ValueError(f'{path}: label_colors must map class names to [r, g, b]')
+    table: Dict[Tuple[int, int, int], int] = {}
+    for key, value in spec.items():
+        if key == 'ignore' or key == ignore_index:
+            label = ignore_index
+        elif isinstance(key, int) and 0 <= key < len(class_names):
+            label = key
+        elif key in class_names:
+            label = list(class_names).index(key)
+        else:
+            raise ValueError(f'{path}: label_colors key {key!r} is not a class name, a class '
+                             f'id or "ignore"; classes: {list(class_names)}')
+        colour = _colour(value, f'{path}: label_colors[{key!r}]')
+        if colour in table and table[colour] != label:
+            raise ValueError(f'{path}: label_colors gives colour {list(colour)} to two classes')
+        table[colour] = label
+    return table
 
 
 def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
     """Read ``classes.yaml`` / ``classes.yml`` / ``classes.json`` of a generic folder.
+
+    ``thermal_colormap`` is stored in ``info.aux_ranges`` (so it reaches every
+    ``aux_to_unit`` call and the checkpoint meta); ``label_colors`` is read by
+    :func:`parse_label_colors` in :class:`FolderDataset`.
 
     Raises:
         FileNotFoundError: None of the files exists.
@@ -412,25 +479,53 @@ def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
             f'{", ".join(AUX_MODALITIES)}')
     palette = spec.get('palette')
     palette = voc_palette(len(names)) if palette is None else np.asarray(palette)
-    aux_ranges: Dict[str, Any] = spec.get('aux_ranges') or {}
-    if not isinstance(aux_ranges, dict):
+    aux_ranges: Dict[str, Any] = dict(spec.get('aux_ranges') or {})
+    if not isinstance(spec.get('aux_ranges') or {}, dict):
         raise ValueError(f'{path}: aux_ranges must be a mapping')
+    colormap = spec.get('thermal_colormap')
+    if colormap:
+        if spec['aux_modality'] != 'thermal':
+            raise ValueError(f'{path}: thermal_colormap is only for aux_modality thermal')
+        try:
+            aux_ranges['thermal_colormap'] = check_colormap(str(colormap))
+        except ValueError as exc:
+            raise ValueError(f'{path}: {exc}') from exc
+    background = spec.get('background')
+    if background is not None and not isinstance(background, str):
+        raise ValueError(f'{path}: background must be a class name or "" (none)')
     try:
         info = DatasetInfo(str(spec.get('name', root.name)), tuple(names), palette,
                            int(spec.get('ignore_index', IGNORE_INDEX)), spec['aux_modality'],
-                           aux_ranges=aux_ranges)
+                           aux_ranges=aux_ranges, background=background)
     except ValueError as exc:
         raise ValueError(f'{path}: {exc}') from exc
     return info, path
 
 
 class FolderDataset(RGBXDataset):
-    """Generic ``rgb/``, ``aux/``, ``label/`` folder with ``classes.yaml`` (see module doc)."""
+    """Generic ``rgb/``, ``aux/``, ``label/`` folder with ``classes.yaml`` (see module doc).
 
-    def __init__(self, root: Path, split: str = 'train', **kwargs):
+    Args:
+        root: Dataset folder.
+        split: Name of a ``<split>.txt`` file in ``root``.
+        aux_modality: Overrides ``classes.yaml``'s ``aux_modality`` (None = keep it).
+        **kwargs: See :class:`RGBXDataset`.
+    """
+
+    def __init__(self, root: Path, split: str = 'train', aux_modality: Optional[str] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.root = _check_root(root, 'folder')
         self.info, self.classes_file = load_classes_file(self.root)
+        if aux_modality and aux_modality != self.info.aux_modality:
+            ranges = {k: v for k, v in self.info.aux_ranges.items()
+                      if k != 'thermal_colormap' or aux_modality == 'thermal'}
+            self.info = self.info.with_aux(aux_modality, ranges)
+        spec = yaml.safe_load(self.classes_file.read_text()) \
+            if self.classes_file.suffix != '.json' else json.loads(self.classes_file.read_text())
+        self.label_colors = parse_label_colors(
+            spec['label_colors'], self.info.class_names, self.info.ignore_index,
+            self.classes_file) if spec.get('label_colors') else None
         self.names = read_split(self.root / f'{split}.txt')
         self.label_lut = identity_lut(self.info.num_classes, self.info.ignore_index)
         self._setup_transform()
@@ -440,4 +535,53 @@ class FolderDataset(RGBXDataset):
         aux_path = find_file(self.root / 'aux', name, AUX_EXTENSIONS)
         label_path = find_file(self.root / 'label', name, ('.png',))
         return (read_rgb(rgb_path), read_aux(aux_path, self.aux_modality),
-                read_label(label_path), [rgb_path, aux_path, label_path])
+                read_label(label_path, self.label_colors), [rgb_path, aux_path, label_path])
+
+    def problems(self, index: int) -> List[str]:
+        """Every problem of sample ``index``: each file on its own, then the sample."""
+        name = self.names[index]
+        found: List[str] = []
+        arrays: Dict[str, np.ndarray] = {}
+        paths: Dict[str, Path] = {}
+        readers = {
+            'rgb': (IMAGE_EXTENSIONS, read_rgb),
+            'aux': (AUX_EXTENSIONS, lambda p: read_aux(p, self.aux_modality)),
+            'label': (('.png',), lambda p: read_label(p, self.label_colors)),
+        }
+        for role, (extensions, reader) in readers.items():
+            try:
+                paths[role] = find_file(self.root / role, name, extensions)
+                arrays[role] = reader(paths[role])
+            except (OSError, ValueError) as exc:
+                found.append(str(exc))
+        if 'aux' in arrays:
+            aux = arrays['aux']
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')  # reported below, with the file name
+                    aux_to_unit(aux, self.aux_modality, **self.info.aux_ranges)
+            except ValueError as exc:
+                found.append(f'{paths["aux"]}: {exc}')
+            colormap = self.info.aux_ranges.get('thermal_colormap', '')
+            if aux.ndim == 3 and self.aux_modality == 'thermal':
+                if not colormap:
+                    found.append(f'{paths["aux"]}: colour thermal image but classes.yaml names '
+                                 'no thermal_colormap (luminance would be used)')
+                else:
+                    distance = invert_colormap(aux, colormap)[1]
+                    if distance > MISMATCH_DISTANCE:
+                        found.append(f'{paths["aux"]}: colours are {distance:.0f} RGB units '
+                                     f'from the {colormap!r} colour map on average: another '
+                                     'map, or not a pseudo-colour image')
+        if 'label' in arrays:
+            try:
+                apply_lut(arrays['label'], self.label_lut, paths['label'])
+            except ValueError as exc:
+                found.append(str(exc))
+        if len(arrays) == 3:
+            try:
+                check_sample(arrays['rgb'], arrays['aux'], arrays['label'],
+                             [paths['rgb'], paths['aux'], paths['label']])
+            except ValueError as exc:
+                found.append(str(exc))
+        return found

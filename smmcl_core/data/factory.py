@@ -40,12 +40,12 @@ def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
         root: Dataset folder (ignored for ``synthetic``).
         split: Split name (e.g. ``train``, ``test``; for ``folder`` any ``<split>.txt``).
         aux_modality: ``None`` for the dataset default; must match what the dataset serves
-            (for ``folder`` the value in ``classes.yaml``).
+            (``folder``: overrides the value in ``classes.yaml``).
         train: Training augmentation (True) or full-image eval transform (False).
         crop_size: Training crop ``(height, width)``.
         **kwargs: Passed on: ``scales``, ``flip``, ``aux_interpolation``, ``aux_ranges``,
-            ``mean``, ``std``, ``seed``; for ``synthetic`` also ``length``, ``height``,
-            ``width``.
+            ``mean``, ``std``, ``seed``, ``resize``; for ``synthetic`` also ``length``,
+            ``height``, ``width``.
 
     Raises:
         KeyError: Unknown dataset name (the message lists the valid ones).
@@ -62,6 +62,9 @@ def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
         return SyntheticDarkScenes(modality=modality, split=split, **options)
     if root is None:
         raise ValueError(f'dataset {name!r} needs a root folder')
+    if name == 'folder':
+        # classes.yaml states the modality; a config value other than '' overrides it.
+        return FolderDataset(Path(root), split, aux_modality=aux_modality, **options)
     if name == 'nyudv2':
         return NYUDv2Dataset(Path(root), split,
                              aux_modality=aux_modality or default_modality(name), **options)

@@ -5,10 +5,11 @@ helpers turn both into explicit behaviour.
 """
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 
 IMAGE_EXTENSIONS: Tuple[str, ...] = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 AUX_EXTENSIONS: Tuple[str, ...] = ('.png', '.tif', '.tiff', '.npy', '.jpg', '.jpeg', '.bmp')
@@ -73,8 +74,9 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_aux(path: Path, modality: str) -> np.ndarray:
     """Read an aux image as raw values: single-channel (H,W), or RGB-ordered (H,W,3) for HHA.
 
-    A 3-channel file for depth/thermal is accepted only when its channels are equal (grey
-    saved as colour); it is reduced to one channel.
+    A 3-channel file for depth/thermal with equal channels (grey saved as colour) is reduced
+    to one channel. An 8-bit colour thermal file (pseudo-colour: ironbow, inferno, ...) is
+    returned RGB-ordered ``(H,W,3)``; ``aux_to_unit`` inverts its colour map.
 
     Raises:
         FileNotFoundError: The file does not exist.
@@ -91,26 +93,91 @@ def read_aux(path: Path, modality: str) -> np.ndarray:
         if image.shape[2] in (3, 4) and np.array_equal(image[:, :, 0], image[:, :, 1]) \
                 and np.array_equal(image[:, :, 0], image[:, :, 2]):
             return np.ascontiguousarray(image[:, :, 0])
+        if modality == 'thermal' and image.dtype == np.uint8 and image.shape[2] in (3, 4):
+            # Pseudo-colour thermal: RGB order; preprocessing inverts the colour map.
+            return np.ascontiguousarray(image[:, :, 2::-1])
         raise ValueError(
             f'{modality} image {path} has shape {image.shape}; expected a single channel')
     return image
 
 
-def read_label(path: Path) -> np.ndarray:
+def _read_png_label(path: Path) -> Optional[np.ndarray]:
+    """Indices of a palette ('P' mode) PNG, or None for any other image.
+
+    OpenCV expands a palette to colours; the indices are what labelme and the VOC tools
+    store as class ids, so they are read with Pillow.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.mode != 'P':
+                return None
+            return np.array(image, dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f'unreadable image file: {path} ({exc})') from exc
+
+
+def colour_codes(rgb: np.ndarray) -> np.ndarray:
+    """``uint8 (..., 3)`` RGB -> int32 ``r << 16 | g << 8 | b``."""
+    rgb = rgb.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def colours_to_ids(rgb: np.ndarray, label_colors: Mapping[Tuple[int, int, int], int],
+                   path: Path) -> np.ndarray:
+    """Map a colour-coded label ``uint8 (H,W,3)`` RGB to ids with an explicit table.
+
+    Raises:
+        ValueError: A colour is not in the table (the message lists them, with pixel counts).
+    """
+    keys = np.array(sorted(colour_codes(np.array(c, np.int32)) for c in label_colors),
+                    np.int64)
+    by_code = {int(colour_codes(np.array(c, np.int32))): v for c, v in label_colors.items()}
+    values = np.array([by_code[int(k)] for k in keys], np.uint8)
+    codes = colour_codes(rgb)
+    found, counts = np.unique(codes, return_counts=True)
+    unknown = [(int(c), int(n)) for c, n in zip(found, counts) if c not in by_code]
+    if unknown:
+        shown = ', '.join(f'({c >> 16}, {(c >> 8) & 255}, {c & 255}) x{n}'
+                          for c, n in unknown[:8]) + (' ...' if len(unknown) > 8 else '')
+        raise ValueError(f'label image {path} has colours not in label_colors: {shown}')
+    return values[np.searchsorted(keys, codes)]
+
+
+def read_label(path: Path, label_colors: Optional[Mapping[Tuple[int, int, int], int]] = None
+               ) -> np.ndarray:
     """Read a label image as ``uint8 (H,W)`` ids.
+
+    Palette PNGs give their indices; grey images their values; colour images are mapped
+    with ``label_colors`` (RGB triple -> id, ``classes.yaml`` key ``label_colors``).
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: Undecodable, not 8-bit, or not single-channel (colour-coded labels are
-            not supported: convert them to ids first).
+        ValueError: Undecodable, not 8-bit, a colour image without ``label_colors`` or with a
+            colour outside it.
     """
+    path = Path(path)
+    if path.suffix.lower() == '.png' and path.is_file():
+        indices = _read_png_label(path)
+        if indices is not None:
+            return indices
     image = read_raw(path)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype == np.uint8:
+        rgb = image[:, :, 2::-1]
+        if np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and \
+                np.array_equal(rgb[:, :, 0], rgb[:, :, 2]) and not label_colors:
+            return np.ascontiguousarray(rgb[:, :, 0])  # grey ids saved as colour
+        if not label_colors:
+            raise ValueError(
+                f'label image {path} is a colour image (shape {image.shape}) and no colour '
+                f'table is given: save class ids (grey or palette PNG) or add label_colors '
+                f'(class name -> [r, g, b]) to classes.yaml')
+        return colours_to_ids(rgb, label_colors, path)
     if image.ndim != 2 or image.dtype != np.uint8:
         raise ValueError(
             f'label image {path} has dtype {image.dtype}, shape {image.shape}; expected '
-            f'uint8 (H,W) class ids')
+            f'uint8 (H,W) class ids, a palette PNG or a colour image with label_colors')
     return image
 
 

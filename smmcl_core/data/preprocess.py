@@ -16,6 +16,8 @@ modality      raw dtype / shape           unit map in [0, 1]
 ``thermal``   ``uint16`` or float         ``thermal_range=(lo, hi)`` if given, else the
               ``(H,W)``                   per-image ``thermal_percentiles`` (default 1st
                                           and 99th) of the finite values; clipped
+``thermal``   ``uint8 (H,W,3)`` RGB       pseudo-colour: ``thermal_colormap`` inverted
+                                          (``data.thermal``), else luminance + warning
 ``hha``       ``uint8 (H,W,3)``           ``/ 255``
 ============  ==========================  ===============================================
 
@@ -46,6 +48,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from smmcl_core.data.thermal import color_thermal_to_intensity
 
 IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -116,7 +120,10 @@ def uint16_percentiles(image: np.ndarray, percentiles: Sequence[float]) -> list:
 
 
 def _thermal_to_unit(aux: np.ndarray, thermal_range: Optional[Sequence[float]],
-                     thermal_percentiles: Sequence[float]) -> np.ndarray:
+                     thermal_percentiles: Sequence[float], thermal_colormap: str = ''
+                     ) -> np.ndarray:
+    if aux.ndim == 3 and aux.shape[2] in (3, 4) and aux.dtype == np.uint8:
+        aux = color_thermal_to_intensity(aux, thermal_colormap)  # pseudo-colour -> (H,W)
     aux = _single_channel(aux, 'thermal')
     if aux.dtype == np.uint8:
         return aux.astype(np.float32) / 255.0
@@ -206,8 +213,8 @@ def _imread_grayscale_to_unit(aux: np.ndarray, modality: str) -> np.ndarray:
 def aux_to_unit(aux: np.ndarray, modality: str, *, encoding: str = 'unit',
                 depth_max_m: float = DEFAULT_DEPTH_MAX_M,
                 thermal_range: Optional[Sequence[float]] = None,
-                thermal_percentiles: Sequence[float] = DEFAULT_THERMAL_PERCENTILES
-                ) -> np.ndarray:
+                thermal_percentiles: Sequence[float] = DEFAULT_THERMAL_PERCENTILES,
+                thermal_colormap: str = '') -> np.ndarray:
     """Convert a raw auxiliary image to a float32 map in [0, 1].
 
     Args:
@@ -219,6 +226,8 @@ def aux_to_unit(aux: np.ndarray, modality: str, *, encoding: str = 'unit',
         thermal_range: Fixed ``(lo, hi)`` raw thermal values mapped to 0 and 1 for uint16 /
             float thermal; ``None`` uses per-image percentiles.
         thermal_percentiles: Percentiles used as ``(lo, hi)`` when no fixed range is given.
+        thermal_colormap: Colour map of pseudo-colour (RGB) thermal images, inverted back to
+            intensity (see ``smmcl_core.data.thermal``); ``''`` = luminance with a warning.
 
     Returns:
         float32 ``(H,W)`` for depth/thermal, ``(H,W,3)`` for HHA, values in [0, 1].
@@ -234,7 +243,7 @@ def aux_to_unit(aux: np.ndarray, modality: str, *, encoding: str = 'unit',
     if modality == 'depth':
         return _depth_to_unit(aux, depth_max_m)
     if modality == 'thermal':
-        return _thermal_to_unit(aux, thermal_range, thermal_percentiles)
+        return _thermal_to_unit(aux, thermal_range, thermal_percentiles, thermal_colormap)
     if modality == 'hha':
         return _hha_to_unit(aux)
     raise ValueError(f'unknown aux modality {modality!r}; valid: {", ".join(AUX_MODALITIES)}')
@@ -310,8 +319,8 @@ def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
         channel_order: ``'rgb'`` or ``'bgr'``: channel order the network expects for colour
             images (RGB and HHA); the inputs are always RGB-ordered.
         aux_encoding: ``'unit'`` or ``'imread_grayscale'`` (see :func:`aux_to_unit`).
-        **ranges: ``depth_max_m``, ``thermal_range``, ``thermal_percentiles`` for
-            :func:`aux_to_unit`.
+        **ranges: ``depth_max_m``, ``thermal_range``, ``thermal_percentiles``,
+            ``thermal_colormap`` for :func:`aux_to_unit`.
 
     Returns:
         ``(rgb (3,H,W), aux (3,H,W))`` float32 tensors.

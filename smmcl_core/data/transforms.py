@@ -22,6 +22,7 @@ import torch
 from smmcl_core.data.preprocess import (aux_to_unit, hwc_to_tensor, IMAGENET_MEAN,
                                         IMAGENET_STD, normalize_unit, rgb_to_unit,
                                         to_input_tensors, unit_to_three_channels)
+from smmcl_core.data.resize import check_resize, resize_inputs, resize_sample
 
 RELEASED_SCALES: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -59,13 +60,15 @@ class TrainTransform:
         ignore_index: Label value used for padding.
         aux_interpolation: ``'linear'`` (released) or ``'nearest'`` for resizing the aux map.
         aux_ranges: Keyword arguments for ``aux_to_unit``.
+        resize: ``(H, W)`` every raw sample is resized to before augmentation
+            (``data.resize``); ``None`` keeps the native size.
     """
 
     def __init__(self, crop_size: Sequence[int], aux_modality: str,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  scales: Sequence[float] = RELEASED_SCALES, flip: bool = True,
                  ignore_index: int = 255, aux_interpolation: str = 'linear',
-                 aux_ranges: Optional[dict] = None):
+                 aux_ranges: Optional[dict] = None, resize: Optional[Sequence[int]] = None):
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         if min(self.crop_size) < 1:
             raise ValueError(f'crop_size must be positive, got {tuple(crop_size)}')
@@ -83,6 +86,7 @@ class TrainTransform:
         self.ignore_index = ignore_index
         self.aux_interpolation = aux_interpolation
         self.aux_ranges = dict(aux_ranges or {})
+        self.resize = check_resize(resize)
 
     def __call__(self, rgb: np.ndarray, aux: np.ndarray, label: np.ndarray,
                  rng: np.random.Generator) -> Sample:
@@ -100,6 +104,7 @@ class TrainTransform:
         """
         rgb_f = rgb_to_unit(rgb)  # (H,W,3)
         aux_f = unit_to_three_channels(aux_to_unit(aux, self.aux_modality, **self.aux_ranges))
+        rgb_f, aux_f, label = resize_sample(rgb_f, aux_f, label, self.resize)
 
         if self.flip and rng.random() < 0.5:
             rgb_f, aux_f, label = rgb_f[:, ::-1], aux_f[:, ::-1], label[:, ::-1]
@@ -140,20 +145,26 @@ class EvalTransform:
         aux_ranges: Keyword arguments for ``aux_to_unit``.
         conventions: ``channel_order`` / ``aux_encoding`` for ``to_input_tensors`` (a
             checkpoint's ``input_conventions``); ``None`` = defaults.
+        resize: ``(H, W)`` network input size (``data.resize``): the images are resized, the
+            label keeps its native size (the engine brings the logits back to it).
     """
 
     def __init__(self, aux_modality: str, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, aux_ranges: Optional[dict] = None,
-                 conventions: Optional[dict] = None):
+                 conventions: Optional[dict] = None, resize: Optional[Sequence[int]] = None):
         self.aux_modality = aux_modality
         self.mean = tuple(mean)
         self.std = tuple(std)
         self.aux_ranges = dict(aux_ranges or {})
         self.conventions = dict(conventions or {})
+        self.resize = check_resize(resize)
 
     def __call__(self, rgb: np.ndarray, aux: np.ndarray, label: np.ndarray,
                  rng: Optional[np.random.Generator] = None) -> Sample:
         """Normalise one raw sample; ``rng`` is unused (same call signature as training)."""
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
                                         **self.conventions, **self.aux_ranges)
+        if self.resize is not None:
+            rgb_b, aux_b = resize_inputs(rgb_t[None], aux_t[None], self.resize)
+            rgb_t, aux_t = rgb_b[0], aux_b[0]  # (3,h,w)
         return rgb_t, aux_t, label_to_tensor(label)

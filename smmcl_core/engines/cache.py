@@ -1,0 +1,167 @@
+"""Export once, reuse after: the ONNX graph of a checkpoint, cached on disk and verified.
+
+Layout under the cache folder (``cache_dir`` argument, else ``$SMMCL_CACHE_DIR``, else
+``$XDG_CACHE_HOME/smmcl`` or ``~/.cache/smmcl``)::
+
+    graphs/<preset>-<key>.onnx   the graph smmcl-export writes (dynamic height and width)
+    graphs/<preset>-<key>.json   manifest: the key's fields and the ONNX file's SHA-256
+    <engine>/...                 engine artefacts (OpenVINO compiled blobs, TensorRT plans)
+
+The key is a hash of the checkpoint's content (SHA-256 of the file bytes, not its name or
+time), the graph's input size (``dynamic``: one graph serves every image size), the opset,
+the graph version of this code and the engine that asked for it. A cached file is used only
+when its manifest matches the key and the file's hash matches the manifest; anything else
+(a missing, half-written, truncated, edited or foreign file) is rebuilt, never trusted.
+Files are written to a temporary name and renamed into place, so concurrent processes
+(several nodes on one robot) never see a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+import tempfile
+from typing import Any, Callable, Dict, Optional, Union
+
+from smmcl_core.engines.graph import GRAPH_VERSION, MIN_OPSET
+
+LOG = logging.getLogger(__name__)
+CACHE_ENV = 'SMMCL_CACHE_DIR'
+#: Size of the example input the dynamic graph is traced with (any size works afterwards).
+TRACE_HW = (256, 320)
+
+
+def default_cache_dir() -> Path:
+    """``$SMMCL_CACHE_DIR``, else ``$XDG_CACHE_HOME/smmcl``, else ``~/.cache/smmcl``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(base).expanduser() / 'smmcl'
+
+
+def resolve_cache_dir(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
+    """``cache_dir`` if given, else :func:`default_cache_dir`."""
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+
+
+def file_sha256(path: Union[str, os.PathLike]) -> str:
+    """Hex SHA-256 of a file's bytes (read in 4 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 22), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def graph_key(checkpoint_sha256: str, engine: str, opset: int = MIN_OPSET,
+              size: str = 'dynamic') -> Dict[str, Any]:
+    """The fields a cached graph must match."""
+    return {'checkpoint_sha256': checkpoint_sha256, 'size': size, 'opset': int(opset),
+            'graph_version': GRAPH_VERSION, 'engine': engine}
+
+
+def _key_id(key: Dict[str, Any]) -> str:
+    text = json.dumps(key, sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()[:20]
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _valid(path: Path, manifest_path: Path, key: Dict[str, Any]) -> Optional[str]:
+    """None when the cached file can be used, else why not."""
+    if not path.is_file() or not manifest_path.is_file():
+        return 'not cached'
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f'unreadable manifest ({exc})'
+    if not isinstance(manifest, dict) or manifest.get('key') != key:
+        return 'manifest does not match the key'
+    if file_sha256(path) != manifest.get('sha256'):
+        return 'file does not match its manifest (corrupt or modified)'
+    return None
+
+
+def cached_artifact(path: Path, key: Dict[str, Any], build: Callable[[Path], None],
+                    rebuild: bool = False) -> Path:
+    """``path``, built by ``build(tmp_path)`` unless a file verified against ``key`` exists.
+
+    The manifest ``path.with_suffix('.json')`` records the key and the file's SHA-256.
+    """
+    manifest_path = path.with_suffix('.json')
+    reason = 'rebuild requested' if rebuild else _valid(path, manifest_path, key)
+    if reason is None:
+        return path
+    if reason != 'not cached':
+        LOG.warning('engine cache %s: %s; building it again', path, reason)
+    atomic_write(path, build)
+    manifest = {'key': key, 'sha256': file_sha256(path)}
+    atomic_write(manifest_path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    return path
+
+
+def cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
+                 cache_dir: Optional[Union[str, os.PathLike]] = None, opset: int = MIN_OPSET,
+                 state: Optional[Dict[str, Any]] = None, rebuild: bool = False) -> Path:
+    """The dynamic-size ONNX graph of ``checkpoint``, exported on first use.
+
+    Args:
+        checkpoint: smmcl checkpoint file.
+        engine: Engine that will run the graph (part of the key).
+        cache_dir: Cache folder (see the module docstring for the default).
+        opset: ONNX opset.
+        state: The already loaded checkpoint (saves loading it again on a cache miss).
+        rebuild: Export even when a valid cached graph exists (e.g. the engine failed to
+            load it).
+
+    Returns:
+        Path of the verified ONNX file.
+    """
+    from smmcl_core.checkpoint import load_checkpoint
+
+    checkpoint = Path(checkpoint)
+    digest = file_sha256(checkpoint)
+    key = graph_key(digest, engine, opset)
+    if state is None:
+        state = load_checkpoint(checkpoint, map_location='cpu', require=('model', 'meta'))
+    meta = state['meta']
+    path = resolve_cache_dir(cache_dir) / 'graphs' / f'{meta["preset"]}-{_key_id(key)}.onnx'
+
+    def build(tmp: Path) -> None:
+        from smmcl_core.engines.graph import example_inputs, InferenceGraph, write_onnx
+        from smmcl_core.models import create_model
+
+        model = create_model(meta['preset'], int(meta['num_classes']))
+        try:
+            model.load_state_dict(state['model'])
+        except RuntimeError as exc:
+            raise RuntimeError(f'checkpoint {checkpoint}: weights do not match preset '
+                               f"{meta['preset']!r}: {exc}") from exc
+        LOG.info('exporting %s to %s (once; cached for later runs)', checkpoint, path)
+        write_onnx(InferenceGraph(model), example_inputs(1, *TRACE_HW), tmp, meta, opset,
+                   dynamic_hw=True, graph_info={'checkpoint_sha256': digest})
+
+    return cached_artifact(path, key, build, rebuild)
+
+
+def artifact_path(cache_dir: Optional[Union[str, os.PathLike]], engine: str,
+                  key: Dict[str, Any], suffix: str) -> Path:
+    """Where an engine keeps an artefact for ``key`` (e.g. a TensorRT plan)."""
+    return resolve_cache_dir(cache_dir) / engine / f'{_key_id(key)}{suffix}'

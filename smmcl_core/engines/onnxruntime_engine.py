@@ -1,0 +1,50 @@
+"""ONNX Runtime engine (CPU execution provider): runs the dynamic graph at any input size."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from smmcl_core.engines.base import Engine
+
+
+class OnnxRuntimeEngine(Engine):
+    """An ``onnxruntime.InferenceSession`` on the exported graph.
+
+    Args:
+        onnx_path: Graph written by ``smmcl-export`` / the engine cache.
+        precision: ``'fp32'`` only.
+        device: CPU only.
+        num_classes: K.
+        threads: Intra-op threads; ``None`` = ``torch.get_num_threads()``, so the engine uses
+            the cores torch would (``OMP_NUM_THREADS`` and ``torch.set_num_threads`` apply).
+        cache_dir: Unused (ONNX Runtime needs nothing beyond the cached graph).
+    """
+
+    name = 'onnxruntime'
+
+    def __init__(self, onnx_path: os.PathLike, precision: str, device: torch.device,
+                 num_classes: int, threads: Optional[int] = None,
+                 cache_dir: Optional[os.PathLike] = None) -> None:
+        import onnxruntime as ort
+
+        super().__init__(precision, device, num_classes)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # no per-node warnings on stderr
+        self.path = Path(onnx_path)
+        self.session = ort.InferenceSession(str(self.path), options,
+                                            providers=['CPUExecutionProvider'])
+        height, width = self.session.get_inputs()[0].shape[2:]
+        if isinstance(height, int) and isinstance(width, int):
+            self.static_hw = (height, width)
+
+    def run(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
+        """See :meth:`Engine.run`."""
+        return self.session.run(['logits'], {'rgb': rgb, 'aux': aux})[0]

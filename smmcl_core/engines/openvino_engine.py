@@ -1,0 +1,103 @@
+"""OpenVINO engine (CPU plugin): fp32 by default, bf16 where the CPU has native bf16.
+
+The ONNX graph has dynamic height and width. OpenVINO's CPU plugin is fastest on static
+shapes, so the model is read once and compiled per input shape (about a second; the padded
+size of a camera stream never changes, so this happens once per stream), keeping the last
+few compiled shapes. OpenVINO's own model cache (``CACHE_DIR`` under the smmcl cache) makes
+later compilations of the same shape faster.
+
+Precision is always set explicitly: on CPUs with AMX / AVX512-BF16 OpenVINO would otherwise
+pick bf16 by itself, and ``fp32`` must mean fp32.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from smmcl_core.engines.base import Engine
+
+_HINTS = {'fp32': 'f32', 'bf16': 'bf16'}
+MAX_SHAPES = 4
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin reports native bf16 (AVX512-BF16 or AMX)."""
+    import openvino as ov
+
+    return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+
+
+class OpenVINOEngine(Engine):
+    """OpenVINO CPU inference on the exported graph.
+
+    Args:
+        onnx_path: Graph written by ``smmcl-export`` / the engine cache.
+        precision: ``'fp32'`` or ``'bf16'`` (checked by :func:`supported_precision`).
+        device: CPU only.
+        num_classes: K.
+        threads: Inference threads; ``None`` = ``torch.get_num_threads()``.
+        cache_dir: smmcl cache folder; OpenVINO keeps compiled models in its ``openvino/``
+            subfolder (None = no OpenVINO model cache).
+    """
+
+    name = 'openvino'
+    PRECISIONS = ('fp32', 'bf16')
+
+    def __init__(self, onnx_path: os.PathLike, precision: str, device: torch.device,
+                 num_classes: int, threads: Optional[int] = None,
+                 cache_dir: Optional[os.PathLike] = None) -> None:
+        import openvino as ov
+
+        super().__init__(precision, device, num_classes)
+        self.path = Path(onnx_path)
+        self.core = ov.Core()
+        if cache_dir is not None:
+            folder = Path(cache_dir) / 'openvino'
+            folder.mkdir(parents=True, exist_ok=True)
+            self.core.set_property({'CACHE_DIR': str(folder)})
+        self.model = self.core.read_model(str(self.path))
+        self.config = {'INFERENCE_PRECISION_HINT': _HINTS[precision],
+                       'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
+                       'PERFORMANCE_HINT': 'LATENCY'}
+        self._compiled: 'OrderedDict[Tuple[int, ...], object]' = OrderedDict()
+        self.static_hw = _static_shape(self.model)
+
+    def _request(self, shape: Tuple[int, ...]):
+        """An infer request compiled for ``shape`` (``(B,3,H,W)``), most recent kept."""
+        if shape in self._compiled:
+            self._compiled.move_to_end(shape)
+            return self._compiled[shape]
+        model = self.model.clone()
+        model.reshape({'rgb': list(shape), 'aux': list(shape)})
+        request = self.core.compile_model(model, 'CPU', self.config).create_infer_request()
+        self._compiled[shape] = request
+        while len(self._compiled) > MAX_SHAPES:
+            self._compiled.popitem(last=False)
+        return request
+
+    def run(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:
+        """See :meth:`Engine.run`."""
+        request = self._request(tuple(rgb.shape))
+        request.infer({'rgb': rgb, 'aux': aux})
+        return request.get_output_tensor(0).data.copy()
+
+
+def supported_precision(precision: str) -> Optional[str]:
+    """Why ``precision`` cannot run here, or None when it can."""
+    if precision == 'bf16' and not cpu_supports_bf16():
+        return 'this CPU has no native bf16 (AVX512-BF16 or AMX)'
+    return None
+
+
+def _static_shape(model) -> Optional[Tuple[int, int]]:
+    """(H, W) when the graph's input has fixed height and width, else None."""
+    shape = model.input('rgb').get_partial_shape()
+    if shape.rank.is_static and shape[2].is_static and shape[3].is_static:
+        return shape[2].get_length(), shape[3].get_length()
+    return None

@@ -1,0 +1,227 @@
+"""Inference engines behind Segmenter: real exports, real runtimes, real frames.
+
+The bundled demo checkpoint (``smmcl_mit_b0``, RGB-thermal) runs on real MSRS night pairs
+through each installed CPU engine and must give the torch masks on >= 99.5% of pixels. The
+export cache lives in a per-module temporary folder, so these tests never depend on (or fill)
+the user's ``~/.cache/smmcl``.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from smmcl_core.checkpoint import load_checkpoint, save_checkpoint
+from smmcl_core.engines import (available, ENGINES, EngineUnavailableError, resolve_backend)
+from smmcl_core.engines.cache import cached_graph, file_sha256
+from smmcl_core.engines.graph import FoldedMLPHead, read_onnx_props
+from smmcl_core.segmenter import Segmenter
+from smmcl_ros.bundled import DEMO_CHECKPOINT
+
+CPU_ENGINES = [name for name in ('openvino', 'onnxruntime') if available(name)]
+AGREEMENT = 0.995
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp('engine_cache')
+
+
+@pytest.fixture(scope='module')
+def frames():
+    """Two real 640x480 MSRS night pairs: RGB uint8 (H,W,3), thermal uint8 (H,W)."""
+    from conftest import SHARED_DATA
+    from smmcl_core.data.io import read_aux, read_rgb
+
+    folder = SHARED_DATA / 'msrs_night'
+    if not folder.is_dir():
+        pytest.skip(f'real sample data not found at {folder}')
+    names = sorted(os.listdir(folder / 'visible'))[:2]
+    return [(read_rgb(folder / 'visible' / n), read_aux(folder / 'thermal' / n, 'thermal'))
+            for n in names]
+
+
+@pytest.fixture(scope='module')
+def torch_segmenter():
+    return Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu')
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b))
+
+
+def test_backend_names_and_missing_engines_are_clear_errors():
+    with pytest.raises(ValueError, match='valid: auto, torch, openvino, onnxruntime, tensorrt'):
+        resolve_backend('tvm', torch.device('cpu'))
+    with pytest.raises(EngineUnavailableError, match='runs on CUDA'):
+        resolve_backend('tensorrt', torch.device('cpu'))
+    with pytest.raises(EngineUnavailableError, match='does not run precision'):
+        resolve_backend('onnxruntime', torch.device('cpu'), 'bf16')
+    assert resolve_backend('torch', torch.device('cpu')) == 'torch'
+    expected = next(n for n in ('openvino', 'onnxruntime', 'torch') if available(n))
+    assert resolve_backend('auto', torch.device('cpu')) == expected
+    assert resolve_backend('auto', torch.device('cuda')) == \
+        ('tensorrt' if available('tensorrt') else 'torch')
+    missing = [n for n, spec in ENGINES.items() if not available(n)]
+    if not missing:
+        pytest.skip('every engine runtime is installed here')
+    name = missing[0]
+    device = torch.device(ENGINES[name].device)
+    with pytest.raises(EngineUnavailableError, match=rf"pip install 'smmcl_ros\[{name}\]'"):
+        resolve_backend(name, device)
+    # Through the public API, before any export happens.
+    if device.type == 'cpu':
+        with pytest.raises(EngineUnavailableError, match=name):
+            Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend=name)
+
+
+def test_folded_mlp_head_is_the_same_function():
+    from smmcl_core.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model('smmcl_mit_b0', 7).eval()
+    head = model.decoder
+    feats = [torch.randn(2, c, 24 // s * 4, 32 // s * 4)
+             for c, s in zip(head.in_channels, (1, 2, 4, 8))]
+    with torch.no_grad():
+        head.fuse_norm.running_mean.uniform_(-1, 1)  # non-trivial BatchNorm statistics
+        head.fuse_norm.running_var.uniform_(0.5, 2)
+        expected = head(feats)
+        folded = FoldedMLPHead(head).eval()(feats)
+    torch.testing.assert_close(folded, expected, atol=1e-4, rtol=1e-4)
+    # The folded head holds plain 1x1 convs: no weight products left for the graph.
+    assert all(conv.weight.shape[1] == c for conv, c in
+               zip(FoldedMLPHead(head).stage_convs, head.in_channels))
+
+
+@pytest.mark.parametrize('backend', CPU_ENGINES)
+def test_engine_masks_match_torch_on_real_frames(backend, cache, frames, torch_segmenter):
+    seg = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend=backend,
+                                    cache_dir=cache)
+    assert (seg.backend, seg.precision, seg.device.type) == (backend, 'fp32', 'cpu')
+    assert seg.class_names == torch_segmenter.class_names
+    for rgb, thermal in frames:
+        labels, conf = seg.predict(rgb, thermal, return_confidence=True)
+        ref_labels, ref_conf = torch_segmenter.predict(rgb, thermal, return_confidence=True)
+        assert labels.shape == (480, 640) and labels.dtype == np.uint8
+        assert _agreement(labels, ref_labels) >= AGREEMENT
+        assert np.abs(conf - ref_conf).max() < 1e-2
+    # A new image size (not a multiple of 32) needs no new export.
+    rgb, thermal = frames[0][0][:301, :417], frames[0][1][:301, :417]
+    assert _agreement(seg.predict(rgb, thermal), torch_segmenter.predict(rgb, thermal)) \
+        >= AGREEMENT
+    # A one-channel aux tensor is replicated before the graph, as the network does.
+    rgb_t, aux_t = seg.preprocess(*frames[1])
+    one = aux_t[:, :1].expand(-1, 3, -1, -1).contiguous()
+    torch.testing.assert_close(seg.model(rgb_t, aux_t[:, :1]), seg.model(rgb_t, one))
+
+
+@pytest.mark.parametrize('backend', CPU_ENGINES[:1])
+def test_sliding_window_and_flip_run_through_the_engine(backend, cache, frames):
+    options = dict(crop=(256, 320), stride=(224, 288), flip=True)
+    seg = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend=backend,
+                                    cache_dir=cache, **options)
+    ref = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', **options)
+    rgb, thermal = frames[0]
+    assert _agreement(seg.predict(rgb, thermal), ref.predict(rgb, thermal)) >= AGREEMENT
+
+
+@pytest.mark.skipif(not CPU_ENGINES, reason='no CPU engine installed')
+def test_export_cache_reuses_and_rebuilds_what_it_cannot_trust(cache, tmp_path):
+    state = load_checkpoint(DEMO_CHECKPOINT)
+    name = CPU_ENGINES[0]
+    first = cached_graph(DEMO_CHECKPOINT, name, cache, state=state)
+    stamp = first.stat().st_mtime_ns
+    assert cached_graph(DEMO_CHECKPOINT, name, cache, state=state) == first
+    assert first.stat().st_mtime_ns == stamp  # valid: not exported again
+
+    # A corrupted graph (same size, flipped bytes) is detected by its hash and rebuilt.
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    first.write_bytes(bytes(data))
+    again = cached_graph(DEMO_CHECKPOINT, name, cache, state=state)
+    assert again == first and file_sha256(again) == json.loads(
+        again.with_suffix('.json').read_text())['sha256']
+    seg = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend=name,
+                                    cache_dir=cache)
+    assert seg.backend == name
+
+    # A truncated manifest too.
+    again.with_suffix('.json').write_text('{"key": ')
+    stamp = again.stat().st_mtime_ns
+    assert cached_graph(DEMO_CHECKPOINT, name, cache, state=state) == again
+    assert again.stat().st_mtime_ns != stamp
+
+    # Other checkpoint content -> another key (here: the same weights, one meta key added,
+    # which must also travel into the graph's metadata).
+    state['meta']['rgb_order'] = 'rgb'
+    other = tmp_path / 'other.pth'
+    save_checkpoint(other, state)
+    graph = cached_graph(other, name, cache)
+    assert graph != first
+    meta, info = read_onnx_props(graph)
+    assert meta['rgb_order'] == 'rgb' and info['checkpoint_sha256'] == file_sha256(other)
+    assert info['dynamic_hw'] is True
+
+
+@pytest.mark.skipif(not CPU_ENGINES, reason='no CPU engine installed')
+def test_exported_onnx_runs_without_the_checkpoint(tmp_path, cache, frames, torch_segmenter):
+    from smmcl_core.cli import export as export_cli
+
+    onnx_path = tmp_path / 'model.onnx'
+    assert export_cli.main(['--checkpoint', str(DEMO_CHECKPOINT), '--format', 'onnx',
+                            '--out', str(onnx_path), '--height', '96', '--width', '128',
+                            '--dynamic-hw', '--verify']) == 0
+    seg = Segmenter.from_checkpoint(onnx_path, device='cpu', backend='auto', cache_dir=cache)
+    assert seg.backend == CPU_ENGINES[0]
+    assert seg.meta == dict(torch_segmenter.meta)  # classes, palette, normalisation, modality
+    rgb, thermal = frames[1]
+    assert _agreement(seg.predict(rgb, thermal), torch_segmenter.predict(rgb, thermal)) \
+        >= AGREEMENT
+    with pytest.raises(ValueError, match='not ONNX files'):
+        Segmenter.from_checkpoint(onnx_path, device='cpu', backend='torch')
+
+    # A fixed-size export names the size it accepts.
+    static = tmp_path / 'static.onnx'
+    assert export_cli.main(['--checkpoint', str(DEMO_CHECKPOINT), '--format', 'onnx',
+                            '--out', str(static), '--height', '96', '--width', '128']) == 0
+    seg = Segmenter.from_checkpoint(static, device='cpu', backend=CPU_ENGINES[-1])
+    assert seg.predict(rgb[:96, :128], thermal[:96, :128]).shape == (96, 128)
+    with pytest.raises(ValueError, match='exported for 96x128 input.*--dynamic-hw'):
+        seg.predict(rgb, thermal)
+
+    # An ONNX file without smmcl metadata is refused with the file's name.
+    import onnx
+
+    proto = onnx.load(str(static))
+    del proto.metadata_props[:]
+    bare = tmp_path / 'bare.onnx'
+    onnx.save(proto, str(bare))
+    with pytest.raises(ValueError, match='bare.onnx carries no .smmcl_meta'):
+        Segmenter.from_checkpoint(bare, device='cpu', backend='auto')
+
+
+@pytest.mark.skipif(not (available('openvino') and available('onnxruntime')),
+                    reason='needs openvino')
+def test_openvino_bf16_where_the_cpu_has_it(cache, frames, torch_segmenter):
+    from smmcl_core.engines.openvino_engine import cpu_supports_bf16
+
+    if not cpu_supports_bf16():
+        with pytest.raises(EngineUnavailableError, match='no native bf16'):
+            resolve_backend('openvino', torch.device('cpu'), 'bf16')
+        assert resolve_backend('auto', torch.device('cpu'), 'bf16') == 'torch'
+        return
+    seg = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend='auto',
+                                    precision='bf16', cache_dir=cache)
+    assert (seg.backend, seg.precision) == ('openvino', 'bf16')
+    rgb, thermal = frames[0]
+    # bf16 keeps 8 mantissa bits: near-ties may flip, the bulk must agree.
+    assert _agreement(seg.predict(rgb, thermal), torch_segmenter.predict(rgb, thermal)) > 0.98
