@@ -58,3 +58,34 @@ def _take_domain():
             continue
         return handle
     raise RuntimeError(f'no free ROS domain id: all 232 are locked under {_LOCK_DIR}')
+
+
+# Fixtures of the node tests (a module may override ``checkpoint``, e.g. with an HHA model).
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> Path:
+    """A seeded, randomly initialised robot-sized depth model, saved by ros_harness."""
+    from ros_harness import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'mit_b0_depth.pt')
+
+
+@pytest.fixture(scope='module')
+def segmenter(checkpoint):
+    """The Segmenter of ``checkpoint`` on the CPU, one torch thread."""
+    import torch
+
+    from smmcl_core.segmenter import Segmenter
+
+    torch.set_num_threads(1)
+    return Segmenter.from_checkpoint(checkpoint, device='cpu')
+
+
+@pytest.fixture(scope='session')
+def frame():
+    """Real 640x480 NYUv2 RGB-D sample: RGB uint8 and depth uint16 millimetres."""
+    from smmcl_core.data.io import read_aux, read_rgb
+
+    folder = SHARED_DATA / 'nyuv2_samples'
+    if not folder.is_dir():
+        pytest.skip(f'real sample data not found at {folder}')
+    return read_rgb(folder / 'RGB' / '0.png'), read_aux(folder / 'Depth' / '0.png', 'depth')

@@ -10,36 +10,9 @@ import json
 import cv2
 import numpy as np
 import pytest
-from ros_harness import image_msg, make_checkpoint, NodeProcess, raw_msg, RosClient
+from ros_harness import image_msg, NodeProcess, raw_msg, RosClient
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'mit_b0_depth.pt')
-
-
-@pytest.fixture(scope='module')
-def segmenter(checkpoint):
-    import torch
-
-    from smmcl_core.segmenter import Segmenter
-
-    torch.set_num_threads(1)
-    return Segmenter.from_checkpoint(checkpoint, device='cpu')
-
-
-@pytest.fixture(scope='module')
-def frame():
-    """Real 640x480 NYUv2 RGB-D sample: RGB uint8 and depth uint16 millimetres."""
-    from conftest import SHARED_DATA
-    from smmcl_core.data.io import read_aux, read_rgb
-
-    folder = SHARED_DATA / 'nyuv2_samples'
-    if not folder.is_dir():
-        pytest.skip(f'real sample data not found at {folder}')
-    return read_rgb(folder / 'RGB' / '0.png'), read_aux(folder / 'Depth' / '0.png', 'depth')
 
 
 @pytest.fixture(scope='module')

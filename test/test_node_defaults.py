@@ -11,26 +11,9 @@ import time
 
 import numpy as np
 import pytest
-from ros_harness import image_msg, make_checkpoint, NodeProcess, RosClient
+from ros_harness import image_msg, NodeProcess, RosClient
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'mit_b0_depth.pt')
-
-
-@pytest.fixture(scope='module')
-def frame():
-    """Real 640x480 NYUv2 RGB-D sample: RGB uint8 and depth uint16 millimetres."""
-    from conftest import SHARED_DATA
-    from smmcl_core.data.io import read_aux, read_rgb
-
-    folder = SHARED_DATA / 'nyuv2_samples'
-    if not folder.is_dir():
-        pytest.skip(f'real sample data not found at {folder}')
-    return read_rgb(folder / 'RGB' / '0.png'), read_aux(folder / 'Depth' / '0.png', 'depth')
 
 
 def camera_info(sec: int):

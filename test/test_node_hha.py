@@ -21,28 +21,6 @@ def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'mit_b0_hha.pt', modality='hha')
 
 
-@pytest.fixture(scope='module')
-def segmenter(checkpoint):
-    import torch
-
-    from smmcl_core.segmenter import Segmenter
-
-    torch.set_num_threads(1)
-    return Segmenter.from_checkpoint(checkpoint, device='cpu')
-
-
-@pytest.fixture(scope='module')
-def frame():
-    """Real 640x480 NYUv2 RGB-D sample: RGB uint8 and depth uint16 millimetres."""
-    from conftest import SHARED_DATA
-    from smmcl_core.data.io import read_aux, read_rgb
-
-    folder = SHARED_DATA / 'nyuv2_samples'
-    if not folder.is_dir():
-        pytest.skip(f'real sample data not found at {folder}')
-    return read_rgb(folder / 'RGB' / '0.png'), read_aux(folder / 'Depth' / '0.png', 'depth')
-
-
 def _info_msg(K, height=480, width=640, sec=0):
     from sensor_msgs.msg import CameraInfo
 
