@@ -17,7 +17,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from smmcl_ros.launch_args import ARGUMENTS, exit_reason, NODE_NAME, node_launch, PACKAGE
+from smmcl_ros.launch_args import ARGUMENTS, exit_reason, node_launch, NODE_NAME, PACKAGE
 
 
 def _shutdown(event, context):

@@ -44,17 +44,17 @@ INPUTS: Tuple[Tuple[str, str, str, str], ...] = (
 ARGUMENTS: Tuple[Argument, ...] = (
     Argument('checkpoint', '',
              'path to an smmcl checkpoint (`~` is expanded); empty: the bundled demo model'),
-    *(Argument(name, default, f'remapped to the node\'s {topic}: {what}')
+    *(Argument(name, default, f"remapped to the node's {topic}: {what}")
       for name, topic, default, what in INPUTS),
     Argument('device', 'auto', 'auto, cpu or cuda'),
     Argument('backend', 'auto',
              'inference engine: auto, torch, openvino, onnxruntime or tensorrt'),
     Argument('namespace', '',
-             'node namespace; a relative one goes under a parent launch file\'s '
+             "node namespace; a relative one goes under a parent launch file's "
              'PushRosNamespace, an absolute one (/robot1) replaces it'),
     Argument('params_file', '',
              'parameter YAML (top key `/**/smmcl_segmentation`, `~` is expanded); '
-             'empty: the package\'s config/segmentation.yaml'),
+             "empty: the package's config/segmentation.yaml"),
     Argument('lifecycle', 'false', 'true: the managed (lifecycle) node, started unconfigured'),
     Argument('fastdds_profile', 'true',
              'true: Fast DDS profile with a shared-memory segment for camera-sized images, '
@@ -256,7 +256,7 @@ def exit_reason(returncode: Optional[int]) -> str:
 
 
 def markdown_table() -> str:
-    """README's table of the launch arguments: name, default, description."""
+    """Markdown table of the launch arguments (name, default, description) for README."""
     rows = ['| argument | default | |', '|---|---|---|']
     for argument in ARGUMENTS:
         default = f'`{argument.default}`' if argument.default else "`''`"

@@ -1,4 +1,4 @@
-"""A node process from ``rclpy.init`` to exit: the first stop signal ends it cleanly, later ones wait.
+"""A node process from ``rclpy.init`` to exit: the first stop signal ends it, later ones wait.
 
 ``ros2 launch`` run in a terminal: Ctrl-C sends SIGINT to the whole foreground process group,
 so the node gets one from the terminal and, moments later, the one launch forwards. The first
@@ -60,6 +60,7 @@ class StopSignals:
         self.stopping = True
 
     def __call__(self, signum: int, frame: Any) -> None:
+        """The signal handler (``frame`` unused)."""
         if self.stopping:
             self.ignored += 1
             return
@@ -107,7 +108,9 @@ def run_node(factory: Callable[[], Any], spin: Callable[[Any], None],
     finally:
         signals.stop()
         if signals.received is not None:
-            (logger if node is None else node.get_logger()).info(
+            # Not the node's logger: rclpy's own handler may have shut the context down
+            # already, and the node's /rosout publisher would then fail with an error line.
+            rclpy.logging.get_logger(f'{name}.shutdown').info(
                 f'{signals.received}: shutting down (further signals are ignored)')
         if node is not None:
             try:

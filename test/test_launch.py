@@ -1,4 +1,4 @@
-"""The launch arguments (smmcl_ros.launch_args), the launch file that declares them, README's table.
+"""The launch arguments (smmcl_ros.launch_args), the launch file declaring them, README's table.
 
 The launch file is a thin shell over ``launch_args``; its own test needs the real ``launch`` and
 ``launch_ros`` packages (a colcon-built ROS 2 workspace) and is skipped without them. The node
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from smmcl_ros.launch_args import (ARGUMENT_NAMES, ARGUMENTS, executable, exit_reason,
-                                   FASTDDS_PROFILE, INPUTS, markdown_table, NODE_NAME,
-                                   node_command, node_env, node_launch, parse_bool,
+                                   FASTDDS_PROFILE, INPUTS, markdown_table, node_command,
+                                   node_env, node_launch, NODE_NAME, parse_bool,
                                    parse_namespace, parse_seconds)
 from smmcl_ros.params import DEFAULTS, validate
 
@@ -45,8 +45,8 @@ def test_every_argument_once_with_the_documented_defaults():
     assert all(argument.description for argument in ARGUMENTS)
     # One argument per input the node subscribes (rgb/camera_info is always subscribed,
     # aux/camera_info by HHA checkpoints).
-    assert [topic for _, topic, _, _ in INPUTS] == ['rgb/image', 'aux/image',
-                                                     'rgb/camera_info', 'aux/camera_info']
+    topics = [topic for _, topic, _, _ in INPUTS]
+    assert topics == ['rgb/image', 'aux/image', 'rgb/camera_info', 'aux/camera_info']
 
 
 def test_node_launch_with_the_defaults(tmp_path):
