@@ -200,13 +200,17 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _not_an_override(item: str) -> str:
+    hint = (f' ({item!r} is a folder: data.root={item} with data.dataset=folder, e.g. from '
+            '--config training/configs/folder_cpu.yaml)' if Path(item).is_dir() else '')
+    return f'override {item!r} must look like key.sub=value{hint}'
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``a.b=value`` overrides (YAML-parsed values) to a nested dict in place."""
     for item in overrides:
         if '=' not in item:
-            hint = (f' ({item!r} is a folder: data.root={item} with data.dataset=folder or '
-                    'a --config for it)' if Path(item).is_dir() else '')
-            raise ValueError(f'override {item!r} must look like key.sub=value{hint}')
+            raise ValueError(_not_an_override(item))
         key, raw = item.split('=', 1)
         value = yaml.safe_load(raw) if raw != '' else ''
         node = data
@@ -231,6 +235,9 @@ def require_config(path: str | os.PathLike | None, overrides: list[str] | None,
         ValueError: Overrides were given and ``path`` is empty.
     """
     if overrides and not path:
+        for item in overrides:
+            if '=' not in item:
+                raise ValueError(_not_an_override(item))
         raise ValueError(
             f'{" ".join(overrides)}: overrides modify an experiment file; give it with '
             f'--config (e.g. {prog} --config training/configs/folder_cpu.yaml '

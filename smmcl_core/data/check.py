@@ -60,22 +60,16 @@ def _frame_sizes(dataset: RGBXDataset) -> List[Tuple[int, int]]:
     return sizes
 
 
-def _colormap_notes(dataset: RGBXDataset, found: List[Dict[str, str]], split: str
-                    ) -> List[str]:
-    """What ``auto`` chose, or the ranking of the maps when the named one does not fit."""
-    fit = getattr(dataset, 'colormap_fit', None)  # FolderDataset with thermal_colormap: auto
-    if fit is not None:
-        return [fit.describe()]
-    mismatched = [p for p in found if _MISMATCH_WORDS in p['reason']]
-    if not mismatched or getattr(dataset, 'root', None) is None:
-        return []
+def _mismatch_note(dataset: RGBXDataset, counts: Dict[str, int]) -> str:
+    """The ranking of every map on the folder whose named map did not fit ``counts`` files."""
     named = dataset.info.aux_ranges.get('thermal_colormap', '')
     ranking = fit_folder(Path(dataset.root) / 'aux')
-    return [f'thermal_colormap {named!r} does not fit {len(mismatched)} file(s) of split '
-            f'{split!r}; mean RGB distance of each map over {ranking.files} sampled colour '
+    where = ', '.join(f'{split} {n}' for split, n in counts.items())
+    return (f'thermal_colormap {named!r} does not fit {sum(counts.values())} file(s) '
+            f'({where}); mean RGB distance of each map over {ranking.files} sampled colour '
             f'file(s) of {ranking.folder} (lower is better, above {MISMATCH_DISTANCE:g} = not '
             f'that map): {ranking.ranking_text(len(ranking.ranking))}; thermal_colormap: auto '
-            f'uses the best within {MISMATCH_DISTANCE:g} ({ranking.name!r} here)']
+            f'uses the best within {MISMATCH_DISTANCE:g} ({ranking.name!r} here)')
 
 
 def _unique(items: List[str]) -> List[str]:
@@ -98,12 +92,20 @@ def check_datasets(datasets: Mapping[str, RGBXDataset], progress: bool = True,
     """
     notes: List[str] = []
     sizes: List[Tuple[int, int]] = []
+    # Folder root -> (a dataset of it, split -> files whose named colour map did not fit).
+    mismatches: Dict[str, Tuple[RGBXDataset, Dict[str, int]]] = {}
     problems: List[Dict[str, str]] = []
     splits: Dict[str, Dict[str, int]] = {}
     for split, dataset in datasets.items():
         found = check_dataset(dataset, split, progress)
         problems += found
-        notes += _colormap_notes(dataset, found, split)
+        fit = getattr(dataset, 'colormap_fit', None)  # FolderDataset, thermal_colormap: auto
+        if fit is not None:
+            notes.append(fit.describe())
+        mismatched = sum(_MISMATCH_WORDS in p['reason'] for p in found)
+        if mismatched and getattr(dataset, 'root', None) is not None:
+            entry = mismatches.setdefault(str(dataset.root), (dataset, {}))
+            entry[1][split] = mismatched
         if isinstance(resize, tuple):
             sizes += _frame_sizes(dataset)
         splits[split] = {'samples': len(dataset),
@@ -118,6 +120,7 @@ def check_datasets(datasets: Mapping[str, RGBXDataset], progress: bool = True,
                 problems.append({'split': f'{split_a}+{split_b}', 'sample': name,
                                  'reason': f'sample {name!r} is in both {split_a!r} and '
                                            f'{split_b!r}'})
+    notes += [_mismatch_note(dataset, counts) for dataset, counts in mismatches.values()]
     note = aspect_note(sizes, resize)
     if note:
         notes.append(note)

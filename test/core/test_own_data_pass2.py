@@ -97,7 +97,7 @@ def test_check_ranks_the_maps_when_the_named_one_does_not_fit(tmp_path):
     assert len(report['problems']) == 2 and all("'inferno'" in p['reason']
                                                 for p in report['problems'])
     (note,) = report['notes']
-    assert "thermal_colormap 'inferno' does not fit 2 file(s)" in note
+    assert "thermal_colormap 'inferno' does not fit 2 file(s) (train 2)" in note
     assert all(name in note for name in COLORMAPS if name != 'luminance')  # the whole ranking
     assert "('luminance' here)" in note
     assert 'note: ' in format_report(report)
