@@ -13,7 +13,9 @@ A folder given alone is checked as a ``folder`` dataset with the default setting
 auto``) and ``test.txt`` if it has one; with ``--config`` the folder replaces ``data.root``.
 ``key.sub=value`` overrides need ``--config`` or a folder (the defaults alone describe the
 synthetic dataset), and something must name the data: a folder, ``--config`` or
-``--dataset``. With ``--config`` the splits of the experiment are checked (train, validation as resolved by
+``--dataset``.
+
+With ``--config`` the splits of the experiment are checked (train, validation as resolved by
 ``data.val_split``, and ``data.test_split`` if set) with its preprocessing settings, exactly as
 ``smmcl-train`` will read them (training runs the same scan first unless
 ``data.check=false``). Exit status 0 = clean, 1 = problems found, 2 = the dataset itself

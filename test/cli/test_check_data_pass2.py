@@ -13,11 +13,13 @@ import sys
 
 import cv2
 import numpy as np
-from own_data_files import blended_label, make_camera_folder, msrs_names
+from own_data_files import (blended_label, make_camera_folder, msrs_names, msrs_thermal,
+                            write_jpeg)
 import pytest
 
 from smmcl_core.checkpoint import load_checkpoint
-from smmcl_core.cli import check_data, train as train_cli
+from smmcl_core.cli import check_data, evaluate as evaluate_cli, train as train_cli
+from smmcl_core.data.thermal import colormap_lut
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDER_CPU = REPO / 'training' / 'configs' / 'folder_cpu.yaml'
@@ -43,7 +45,7 @@ def test_a_folder_alone_is_checked(mine):
     # train.txt (6) less its carved validation, the carve, and test.txt.
     assert 'train (5 samples), val (1 samples), test (2 samples)' in out
     assert 'data check: no problems' in out
-    assert "note: thermal_colormap auto: no colour map fits 8 colour file(s)" in out
+    assert 'note: thermal_colormap auto: no colour map fits 8 colour file(s)' in out
     assert "using 'luminance'" in out
 
 
@@ -125,7 +127,7 @@ def test_folder_with_config_and_the_aspect_note(mine, capsys):
     assert 'stretched' in out and '400x400' in out and 'data.resize: 240' in out
 
 
-def test_training_on_the_folder_stores_the_chosen_map(mine, tmp_path):
+def test_training_on_the_folder_stores_the_chosen_map(mine, tmp_path, capsys):
     out = tmp_path / 'run'
     result = subprocess.run(
         [sys.executable, '-m', 'smmcl_core.cli.train', '--config', str(FOLDER_CPU),
@@ -134,8 +136,19 @@ def test_training_on_the_folder_stores_the_chosen_map(mine, tmp_path):
          'train.max_iters_per_epoch=2', 'loss.min_pixels=1'],
         env=ENV, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "note: thermal_colormap auto: no colour map fits" in result.stdout
+    assert 'note: thermal_colormap auto: no colour map fits' in result.stdout
     meta = load_checkpoint(out / 'last.pth')['meta']
     assert meta['aux_ranges']['thermal_colormap'] == 'luminance'
     assert meta['resize'] == [64]
     assert np.array(meta['palette']).shape == (2, 3)
+
+    report = tmp_path / 'eval'
+    args = ['--checkpoint', str(out / 'last.pth'), '--out', str(report), '--max-images', '0',
+            '--workers', '0', '--no-progress', '--device', 'cpu']
+    assert evaluate_cli.main(args) == 0  # auto fits the same map again
+    # Files re-rendered with another palette: auto now picks ironbow, not what was trained.
+    copy = Path(shutil.copytree(mine, tmp_path / 'copy'))
+    for path in sorted((copy / 'aux').iterdir()):
+        write_jpeg(path, colormap_lut('ironbow')[msrs_thermal(path.stem)])
+    assert evaluate_cli.main([*args, '--root', str(copy)]) == 2
+    assert "trained with thermal_colormap 'luminance'" in capsys.readouterr().err

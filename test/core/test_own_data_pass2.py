@@ -1,4 +1,4 @@
-"""Own data, second pass (issue 19): auto colour map, label colour tolerance, aspect-keeping resize.
+"""Own data, second pass (issue 19): auto colour map, label colour tolerance, aspect-kept resize.
 
 Files are shaped like the dataset of the issue (``test/own_data_files.py``): 400x400 JPEG
 frames from the real MSRS night pairs, thermal in a camera palette of our own (in no table),
@@ -23,7 +23,7 @@ from smmcl_core.data.io import read_label, read_raw
 from smmcl_core.data.label_colors import LabelColorTable
 from smmcl_core.data.preprocess import aux_to_unit
 from smmcl_core.data.resize import check_resize, target_size
-from smmcl_core.data.thermal import colorize, COLORMAPS, colormap_lut, MISMATCH_DISTANCE
+from smmcl_core.data.thermal import colorize, colormap_lut, COLORMAPS, MISMATCH_DISTANCE
 from smmcl_core.data.thermal_fit import fit_folder
 from smmcl_core.models import create_model
 from smmcl_core.segmenter import Segmenter
@@ -64,7 +64,8 @@ def test_auto_falls_back_to_luminance_on_a_camera_palette(camera_folder):
     # The stored choice is what every later conversion uses, like a named map.
     meta = meta_from_dataset_info('smmcl_mscan_t', dataset.info)
     assert meta['aux_ranges']['thermal_colormap'] == 'luminance'
-    assert build_dataset('folder', camera_folder, 'test').info.aux_ranges == dataset.info.aux_ranges
+    test_split = build_dataset('folder', camera_folder, 'test')
+    assert test_split.info.aux_ranges == dataset.info.aux_ranges
     # The palette's brightness rises with temperature, so luminance recovers the real frame.
     name = dataset.names[0]
     raw = dataset.raw_sample(0)[1]
@@ -133,7 +134,8 @@ def test_tolerance_maps_to_the_nearest_colour_and_keeps_far_colours_an_error(tmp
     label = blended_label(name)
     label[5, 5] = (0, 255, 0)  # a colour no tolerance of 64 reaches
     cv2.imwrite(str(root / 'label' / f'{name}.png'), label[:, :, ::-1])
-    with pytest.raises(ValueError, match=r'farther than label_color_tolerance 64.*\(0, 255, 0\) x1'):
+    with pytest.raises(ValueError,
+                       match=r'farther than label_color_tolerance 64.*\(0, 255, 0\) x1'):
         dataset.raw_sample(0)
     table = LabelColorTable((((0, 0, 0), 0), (CRACK, 1)), tolerance=20)
     with pytest.raises(ValueError, match='farther than label_color_tolerance 20'):
