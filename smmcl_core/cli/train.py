@@ -37,10 +37,11 @@ from smmcl_core.cli.common import (append_jsonl, dataset_from_config, DistContex
                                    distributed_env, init_distributed, read_jsonl, run_cli,
                                    seed_everything, select_device, shutdown_distributed,
                                    validation_plan)
-from smmcl_core.config import ExperimentConfig, load_config, save_config
+from smmcl_core.config import ExperimentConfig, load_config, require_config, save_config
 from smmcl_core.data import RGBXDataset
 from smmcl_core.data.check import check_datasets, format_report
 from smmcl_core.data.classes import background_index, BACKGROUND_NAMES  # noqa: F401
+from smmcl_core.data.resize import check_resize
 from smmcl_core.engine import evaluate, train_one_epoch
 from smmcl_core.losses import SMMCLLoss
 from smmcl_core.metrics import ConfusionMatrix
@@ -154,10 +155,13 @@ class Trainer:
         if cfg.data.check and cfg.data.dataset != 'synthetic' and ctx.is_main:
             # Every bad file of both splits at once, before the model is built.
             report = check_datasets({'train': self.train_set, 'val': self.val_set},
-                                    progress=cfg.train.progress)
+                                    progress=cfg.train.progress,
+                                    resize=check_resize(cfg.data.resize))
             if report['problems']:
                 raise ValueError(format_report(report, limit=20) + '\n(smmcl-check-data '
                                  'lists them all; data.check=false skips this scan)')
+            for note in report['notes']:  # e.g. the map thermal_colormap: auto chose
+                print(f'{PROG}: note: {note}', flush=True)
         self.meta = meta_from_dataset_info(cfg.model.name, info)
         if cfg.data.resize:
             self.meta['resize'] = [int(v) for v in cfg.data.resize]
@@ -448,6 +452,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
+        require_config(args.config, args.overrides, PROG)
         cfg = load_config(args.config, args.overrides)
         train(cfg, args.resume)
         return 0

@@ -51,9 +51,12 @@ Generic folder layout for your own data::
 ``{depth_max_m: 5.0}``), ``background`` (the class "mIoU w/o background" leaves out; ``''``
 = none; default: class 0 if it is called unlabeled / void / background / ``_background_``),
 ``thermal_colormap`` (the colour map of pseudo-colour thermal files, e.g. ``inferno``,
-``ironbow``, ``jet``; see ``smmcl_core.data.thermal``), ``label_colors`` (colour-coded label
-files: class name, class id or ``ignore`` -> [r, g, b]; any other colour is an error). Unknown
-keys are rejected.
+``ironbow``, ``jet``; see ``smmcl_core.data.thermal``; ``auto`` fits every map on a sample of
+``aux/`` and uses the best, or luminance, see ``smmcl_core.data.thermal_fit``),
+``label_colors`` (colour-coded label files: class name, class id or ``ignore`` -> [r, g, b];
+any other colour is an error), ``label_color_tolerance`` (RGB distance within which a colour
+takes the nearest ``label_colors`` entry, for blended edges; see
+``smmcl_core.data.label_colors``). Unknown keys are rejected.
 
 Errors: a missing or unreadable file, size mismatch within a sample and label ids outside
 the classes raise ``FileNotFoundError`` / ``ValueError`` naming the file.
@@ -81,9 +84,11 @@ from smmcl_core.data.classes import (DatasetInfo, IGNORE_INDEX, LLRGBD_CLASSES,
                                      NYU40_CLASSES, palette_array, voc_palette)
 from smmcl_core.data.io import (AUX_EXTENSIONS, check_sample, find_file, IMAGE_EXTENSIONS,
                                 read_aux, read_label, read_raw, read_rgb, read_split)
+from smmcl_core.data.label_colors import label_color_table
 from smmcl_core.data.preprocess import (AUX_MODALITIES, aux_to_unit, IMAGENET_MEAN,
                                         IMAGENET_STD, input_conventions)
-from smmcl_core.data.thermal import check_colormap, invert_colormap, MISMATCH_DISTANCE
+from smmcl_core.data.thermal import invert_colormap, MISMATCH_DISTANCE
+from smmcl_core.data.thermal_fit import check_colormap_spec, resolve_auto_colormap
 from smmcl_core.data.transforms import EvalTransform, RELEASED_SCALES, TrainTransform
 
 RawSample = Tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -400,7 +405,8 @@ class LLRGBDDataset(RGBXDataset):
 
 
 _CLASSES_KEYS = ('class_names', 'aux_modality', 'palette', 'ignore_index', 'name',
-                 'aux_ranges', 'background', 'thermal_colormap', 'label_colors')
+                 'aux_ranges', 'background', 'thermal_colormap', 'label_colors',
+                 'label_color_tolerance')
 
 
 def _colour(value: Any, where: str) -> Tuple[int, int, int]:
@@ -487,7 +493,7 @@ def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
         if spec['aux_modality'] != 'thermal':
             raise ValueError(f'{path}: thermal_colormap is only for aux_modality thermal')
         try:
-            aux_ranges['thermal_colormap'] = check_colormap(str(colormap))
+            aux_ranges['thermal_colormap'] = check_colormap_spec(str(colormap))
         except ValueError as exc:
             raise ValueError(f'{path}: {exc}') from exc
     background = spec.get('background')
@@ -521,11 +527,14 @@ class FolderDataset(RGBXDataset):
             ranges = {k: v for k, v in self.info.aux_ranges.items()
                       if k != 'thermal_colormap' or aux_modality == 'thermal'}
             self.info = self.info.with_aux(aux_modality, ranges)
+        ranges, self.colormap_fit = resolve_auto_colormap(self.info.aux_ranges, self.root / 'aux')
+        self.info = dataclasses.replace(self.info, aux_ranges=ranges)  # 'auto' -> the map
         spec = yaml.safe_load(self.classes_file.read_text()) \
             if self.classes_file.suffix != '.json' else json.loads(self.classes_file.read_text())
-        self.label_colors = parse_label_colors(
+        self.label_colors = label_color_table(parse_label_colors(
             spec['label_colors'], self.info.class_names, self.info.ignore_index,
-            self.classes_file) if spec.get('label_colors') else None
+            self.classes_file) if spec.get('label_colors') else None,
+            spec.get('label_color_tolerance'), self.classes_file)
         self.names = read_split(self.root / f'{split}.txt')
         self.label_lut = identity_lut(self.info.num_classes, self.info.ignore_index)
         self._setup_transform()
