@@ -236,3 +236,8 @@ def test_bad_configuration_exits_with_message(ros_env, tmp_path):
     node.stop()
     assert 'cannot start' in node.output() and 'sync_slop' in node.output()
     assert 'Traceback' not in node.output()
+    # No checkpoint at all: an error naming the parameter, never the demo model silently.
+    node = NodeProcess(ros_env, {}, tmp_path / 'n4.log')
+    assert node.proc.wait(60) == 1
+    node.stop()
+    assert "parameter 'checkpoint'" in node.output() and "'demo'" in node.output()
