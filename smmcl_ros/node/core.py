@@ -12,7 +12,7 @@ the publishers (:mod:`smmcl_ros.node.qos`); outputs are reliable with a small de
 """
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -40,9 +40,22 @@ from smmcl_ros.pipeline.stamps import header_ns
 from smmcl_ros.pipeline.stats import NodeStats
 
 QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
-# Optional image outputs: output name -> the parameter that enables it.
-OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
-                    'confidence': 'publish_confidence'}
+
+
+def _image(name: str) -> Tuple[Any, str, Callable[[Any, Any], Any]]:
+    encoding = ENCODINGS[name]
+    return (Image, topics.IMAGE_OUTPUTS[name],
+            lambda value, header: image_codec.fill_image(Image(), value, encoding, header))
+
+
+# Published outputs (pipeline.outputs.OUTPUTS names): (message type, topic, build(value,
+# header)) and the parameter that enables it ('' = always). A new output is one more row.
+PUBLISHED = {
+    'mask': _image('mask') + ('',),
+    'color': _image('color') + ('publish_color',),
+    'overlay': _image('overlay') + ('publish_overlay',),
+    'confidence': _image('confidence') + ('publish_confidence',),
+}
 
 
 class SegmentationCore:
@@ -106,10 +119,9 @@ class SegmentationCore:
         params = self.params
         self.stats = NodeStats()
         qos = output_profile(params.output_qos)
-        self._pubs = {'mask': self._publisher(Image, topics.MASK, qos)}
-        for name, flag in OPTIONAL_OUTPUTS.items():
-            if getattr(params, flag):
-                self._pubs[name] = self._publisher(Image, topics.IMAGE_OUTPUTS[name], qos)
+        self._pubs = {name: self._publisher(msg_type, topic, qos)
+                      for name, (msg_type, topic, _, flag) in PUBLISHED.items()
+                      if not flag or getattr(params, flag)}
         self._pub_info = self._publisher(CameraInfo, topics.CAMERA_INFO, qos)
         latched = reliable(1, latched=True)
         self._publisher(String, topics.LABELS, latched).publish(
@@ -270,8 +282,7 @@ class SegmentationCore:
             return  # aux not ready (reported), or deactivating: publish nothing more
         header = frame.header
         for name in wanted:  # mask first: the camera_info relay follows it
-            self._pubs[name].publish(image_codec.fill_image(
-                Image(), outputs.get(name), ENCODINGS[name], header))
+            self._pubs[name].publish(PUBLISHED[name][2](outputs.get(name), header))
             if name == 'mask':
                 info = self._infos.for_stamp(frame.stamp_ns)
                 if info is not None:
