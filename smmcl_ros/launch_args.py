@@ -43,7 +43,8 @@ INPUTS: Tuple[Tuple[str, str, str, str], ...] = (
 
 ARGUMENTS: Tuple[Argument, ...] = (
     Argument('checkpoint', '',
-             'path to an smmcl checkpoint (`~` is expanded); empty: the bundled demo model'),
+             'required: path to an smmcl checkpoint (`~` is expanded), or `demo` for the bundled '
+             'demo model'),
     *(Argument(name, default, f"remapped to the node's {topic}: {what}")
       for name, topic, default, what in INPUTS),
     Argument('device', 'auto', 'auto, cpu or cuda'),

@@ -18,7 +18,7 @@ from smmcl_ros.launch_args import (ARGUMENT_NAMES, ARGUMENTS, executable, exit_r
                                    FASTDDS_PROFILE, INPUTS, markdown_table, node_command,
                                    node_env, node_launch, NODE_NAME, parse_bool,
                                    parse_namespace, parse_seconds)
-from smmcl_ros.params import DEFAULTS, validate
+from smmcl_ros.node.params import DEFAULTS, validate
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch' / 'segmentation.launch.py'

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
-    """``q``-th percentile (linear interpolation, 0 <= q <= 100); ``None`` for no values."""
+    """The ``q``-th percentile of ``values``, linearly interpolated; ``None`` for no values."""
     if len(values) == 0:
         return None
     return float(np.percentile(np.asarray(values, np.float64), q))

@@ -26,7 +26,7 @@ from smmcl_ros.launch_args import FASTDDS_PROFILE, node_command, node_env, NODE_
 
 pytestmark = pytest.mark.ros
 
-MODULES = {'plain': 'smmcl_ros.node', 'lifecycle': 'smmcl_ros.lifecycle'}
+MODULES = {'plain': 'smmcl_ros.node', 'lifecycle': 'smmcl_ros.node.lifecycle'}
 CONFIG = REPO_ROOT / 'config' / 'segmentation.yaml'
 PROFILE = REPO_ROOT / 'config' / FASTDDS_PROFILE
 CAMERA = REPO_ROOT / 'test' / 'camera_driver.py'
