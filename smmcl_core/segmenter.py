@@ -49,8 +49,9 @@ import torch
 from torch import nn
 
 from smmcl_core.checkpoint import load_checkpoint, META_KEYS
-from smmcl_core.data.preprocess import input_conventions, to_input_tensors
+from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
+from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.engines import create_engine, Engine, resolve_backend
 from smmcl_core.inference import predict_logits
 

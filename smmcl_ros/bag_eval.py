@@ -119,7 +119,7 @@ class BagEvaluator:
         self.intrinsics = intrinsics
         self.hha = None
         if segmenter.aux_modality == 'hha':
-            from smmcl_core.data.hha_live import HHAEncoder
+            from smmcl_core.data.hha import HHAEncoder
             device = getattr(segmenter, 'device', None)
             self.hha = HHAEncoder(hha_gravity_smoothing,
                                   device if str(device).startswith('cuda') else None)

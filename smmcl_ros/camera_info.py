@@ -2,7 +2,7 @@
 
 Shared by the node (the latest ``aux/camera_info``) and ``smmcl-bag-eval`` (the camera_info
 recorded nearest in time to each depth image); both then encode HHA with
-:class:`smmcl_core.data.hha_live.HHAEncoder`. No rclpy import: rclpy and rosbags messages
+:class:`smmcl_core.data.hha.HHAEncoder`. No rclpy import: rclpy and rosbags messages
 both work.
 
 The matrix ``K`` follows REP 104: it describes the full-resolution sensor. ``binning_x/y``

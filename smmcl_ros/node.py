@@ -170,7 +170,7 @@ class SegmentationCore:
         self._intrinsics = IntrinsicsCache()  # aux/camera_info, HHA checkpoints
         self._hha = None  # HHA checkpoints: depth is encoded per frame in the inference thread
         if self.modality == 'hha':
-            from smmcl_core.data.hha_live import HHAEncoder
+            from smmcl_core.data.hha import HHAEncoder
             self._hha = HHAEncoder(self.params.hha_gravity_smoothing,
                                    self.segmenter.device if self.device.startswith('cuda')
                                    else None)
@@ -423,7 +423,7 @@ class SegmentationCore:
         if frame.aux is None:
             self.stats.count('rgb_only')
             if self._hha is not None:
-                from smmcl_core.data.hha_live import missing_depth_hha
+                from smmcl_core.data.hha import missing_depth_hha
                 return missing_depth_hha(height, width)
             dtype = np.uint16 if self.modality == 'depth' else np.uint8
             return np.zeros((height, width), dtype)  # 0 = invalid depth / coldest thermal

@@ -25,7 +25,8 @@ from smmcl_core.config import load_config
 from smmcl_core.data import build_dataset
 from smmcl_core.data.classes import background_index
 from smmcl_core.data.io import read_aux, read_label
-from smmcl_core.data.preprocess import aux_to_unit, to_input_tensors
+from smmcl_core.data.preprocess import aux_to_unit
+from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.data.resize import resize_inputs
 from smmcl_core.data.splits import carve_validation
 from smmcl_core.data.synthetic import render_scene, SYNTHETIC_CLASSES, SYNTHETIC_PALETTE

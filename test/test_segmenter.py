@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from smmcl_core.checkpoint import build_checkpoint, build_meta, load_checkpoint, save_checkpoint
 from smmcl_core.config import ExperimentConfig
-from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.inference import predict_logits
 from smmcl_core.models import create_model
 from smmcl_core.segmenter import resolve_device, Segmenter

@@ -352,7 +352,7 @@ class NYUDv2Dataset(RGBXDataset):
         aux_path = find_file(self.root / self.aux_folder, name, AUX_EXTENSIONS)
         label_path = find_file(self.root / 'Label', name, ('.png',))
         if self.hha_from_depth:
-            from smmcl_core.data.hha_live import depth_to_metres
+            from smmcl_core.data.hha import depth_to_metres
             depth = read_aux(aux_path, 'depth')
             try:
                 metres = depth_to_metres(depth)
