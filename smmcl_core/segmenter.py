@@ -2,7 +2,6 @@
 
 Public API (frozen):
 
-- ``resolve_device(device='auto') -> torch.device`` ('auto' = CUDA if available, else CPU).
 - ``Segmenter(model, meta, device='auto', precision='fp32', crop=None, stride=None,
   scales=(1.0,), flip=False, channels_last=None)``
 - ``Segmenter.from_checkpoint(path, device='auto', precision='fp32', backend='torch',
@@ -54,23 +53,9 @@ from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
 from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.engines import create_engine, Engine, resolve_backend
 from smmcl_core.inference import predict_logits
+from smmcl_core.utils.devices import resolve_device
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def resolve_device(device: Union[str, torch.device] = 'auto') -> torch.device:
-    """``'auto'`` -> CUDA when available else CPU; anything else as ``torch.device``.
-
-    Raises:
-        ValueError: a CUDA device is requested but CUDA is not available.
-    """
-    if isinstance(device, str) and device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {device} requested but CUDA is not available '
-                         "(use device='auto' or 'cpu')")
-    return device
 
 
 class Segmenter:

@@ -20,20 +20,20 @@ import yaml
 
 from smmcl_core.checkpoint import build_meta, load_checkpoint
 from smmcl_core.cli import evaluate as evaluate_cli
-from smmcl_core.cli.common import dataset_from_config, validation_plan
 from smmcl_core.config import load_config
 from smmcl_core.data import build_dataset
 from smmcl_core.data.classes import background_index
+from smmcl_core.data.experiment import dataset_from_config, validation_plan
 from smmcl_core.data.io import read_aux, read_label
 from smmcl_core.data.preprocess import aux_to_unit
-from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.data.resize import resize_inputs
 from smmcl_core.data.splits import carve_validation
 from smmcl_core.data.synthetic import render_scene, SYNTHETIC_CLASSES, SYNTHETIC_PALETTE
+from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.data.thermal import colorize, COLORMAPS, invert_colormap
-from smmcl_core.engine import evaluate
 from smmcl_core.models import create_model
 from smmcl_core.segmenter import Segmenter
+from smmcl_core.training.loop import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDER_CPU = REPO / 'training' / 'configs' / 'folder_cpu.yaml'

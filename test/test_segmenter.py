@@ -12,7 +12,8 @@ from smmcl_core.config import ExperimentConfig
 from smmcl_core.data.tensors import to_input_tensors
 from smmcl_core.inference import predict_logits
 from smmcl_core.models import create_model
-from smmcl_core.segmenter import resolve_device, Segmenter
+from smmcl_core.segmenter import Segmenter
+from smmcl_core.utils.devices import resolve_device
 from smmcl_core.visualize import colourise, overlay, save_confusion_matrix
 
 K = 5

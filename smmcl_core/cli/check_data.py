@@ -20,9 +20,11 @@ import json
 from pathlib import Path
 from typing import List, Optional
 
-from smmcl_core.cli.common import dataset_from_config, run_cli
+from smmcl_core.cli.args import add_data_args, apply_data_args
+from smmcl_core.cli.common import run_cli
 from smmcl_core.config import ExperimentConfig, load_config
 from smmcl_core.data.check import check_datasets, format_report
+from smmcl_core.data.experiment import dataset_from_config
 
 PROG = 'smmcl-check-data'
 
@@ -31,14 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``smmcl-check-data``."""
     parser = argparse.ArgumentParser(prog=PROG, description=(
         'Scan dataset splits for missing, unreadable or inconsistent files.'))
-    parser.add_argument('--config', help='experiment YAML (checks its train/val/test splits)')
     parser.add_argument('overrides', nargs='*', metavar='key.sub=value',
                         help='config overrides (YAML values)')
-    parser.add_argument('--dataset', help='dataset name (mfnet, nyudv2, llrgbd, folder)')
-    parser.add_argument('--root', help='dataset root folder')
-    parser.add_argument('--aux-modality', help='override the aux modality')
-    parser.add_argument('--split', nargs='+', help='splits to check (default: train and '
-                                                   'the validation split)')
+    add_data_args(parser, 'experiment YAML (checks its train/val/test splits)',
+                  'splits to check (default: train and the validation split)',
+                  multiple_splits=True)
     parser.add_argument('--report', help='also write the report as JSON here')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
@@ -48,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Check and print; returns 0 (clean) or 1 (problems)."""
     cfg = load_config(args.config, args.overrides) if args.config else \
         ExperimentConfig.from_dict({})
-    if args.dataset:
-        cfg.data.dataset = args.dataset
-    if args.root:
-        cfg.data.root = args.root
-    if args.aux_modality:
-        cfg.data.aux_modality = args.aux_modality
+    apply_data_args(args, cfg)
     if args.split:
         splits = {name: name for name in args.split}
     else:
