@@ -5,7 +5,7 @@
   experiment config the same way by every tool.
 - :func:`add_runtime_args`: ``--device``, ``--precision``, ``--backend``, with the choices taken
   from the engine table (``smmcl_core.engines.BACKENDS``) and the precision table
-  (``smmcl_core.segmenter.PRECISIONS``).
+  (``smmcl_core.engines.PRECISIONS``).
 
 Defaults (:data:`RUNTIME_DEFAULTS`): ``--device auto`` (CUDA when there is one), ``--precision
 fp32`` and ``--backend auto`` (the fastest installed engine, what the ROS node uses). Tools
@@ -21,8 +21,7 @@ from typing import Any, Dict, Optional
 from smmcl_core.config import ExperimentConfig, load_config
 from smmcl_core.data.factory import DATASETS
 from smmcl_core.data.preprocess import AUX_MODALITIES
-from smmcl_core.engines import BACKENDS
-from smmcl_core.segmenter import PRECISIONS
+from smmcl_core.engines import BACKENDS, PRECISIONS
 
 RUNTIME_DEFAULTS: Dict[str, str] = {'device': 'auto', 'precision': 'fp32', 'backend': 'auto'}
 EXACT_BACKEND = 'torch'  # the backend of exact=True tools

@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device,
                                           precision=args.precision, channels_last=False,
                                           backend=args.backend)
-    model = segmenter.model  # the network, or the engine (called the same way)
+    model = segmenter.engine  # called like the network; runs the backend and precision
     inputs = DroppedModality(dataset, drop) if drop else dataset
     loader = DataLoader(inputs, batch_size=1, shuffle=False, num_workers=args.workers)
     background = background_index(dataset.class_names, dataset.info.background)
