@@ -14,7 +14,7 @@ from smmcl_core.inference import predict_logits
 from smmcl_core.models import create_model
 from smmcl_core.segmenter import Segmenter
 from smmcl_core.utils.devices import resolve_device
-from smmcl_core.visualize import colourise, overlay, save_confusion_matrix
+from smmcl_core.visualize import colorize_labels, overlay, save_confusion_matrix
 
 K = 5
 
@@ -250,14 +250,14 @@ def test_segmenter_checkpoint_weights_must_fit_preset(tmp_path, checkpoint_path)
 
 
 # ---------------------------------------------------------------- visualisation
-def test_colourise_and_overlay():
+def test_colorize_labels_and_overlay():
     """Colourise and overlay."""
     palette = np.array([[255, 0, 0], [0, 255, 0]], np.uint8)
     labels = np.array([[0, 1], [255, 1]], np.uint8)
-    color = colourise(labels, palette)
+    color = colorize_labels(labels, palette)
     np.testing.assert_array_equal(color, [[[255, 0, 0], [0, 255, 0]],
                                           [[0, 0, 0], [0, 255, 0]]])
-    np.testing.assert_array_equal(colourise(labels.astype(np.int64), palette), color)
+    np.testing.assert_array_equal(colorize_labels(labels.astype(np.int64), palette), color)
     rgb = np.full((2, 2, 3), 100, np.uint8)
     mixed = overlay(rgb, color, alpha=0.25)
     assert mixed[0, 0].tolist() == [139, 75, 75]  # 0.75*100 + 0.25*255 = 138.75

@@ -29,7 +29,7 @@ the default ``torch`` keeps the training run's arithmetic.
 Writes into ``--out`` (default ``<checkpoint folder>/eval_<split>``): ``report.json``
 (mIoU with and without background, per-class IoU and accuracy, pixel and mean accuracy, the
 confusion matrix), ``confusion.png`` and, for the first ``--max-images`` images,
-``pred/NAME.png`` (colourised prediction) and ``panel/NAME.png`` (RGB | ground truth |
+``pred/NAME.png`` (colorize_labelsd prediction) and ``panel/NAME.png`` (RGB | ground truth |
 prediction).
 """
 
@@ -60,7 +60,7 @@ from smmcl_core.metrics import ConfusionMatrix
 from smmcl_core.segmenter import Segmenter
 from smmcl_core.training.loop import evaluate
 from smmcl_core.utils.devices import resolve_device
-from smmcl_core.visualize import colourise, save_confusion_matrix
+from smmcl_core.visualize import colorize_labels, save_confusion_matrix
 
 PROG = 'smmcl-evaluate'
 
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help='feed an all-zero (black) RGB image: a dead colour camera')
     parser.add_argument('--out', help='output folder')
     parser.add_argument('--max-images', type=int, default=-1,
-                        help='colourised predictions to write (-1 = all, 0 = none)')
+                        help='colorize_labelsd predictions to write (-1 = all, 0 = none)')
     add_runtime_args(parser, exact=True)
     parser.add_argument('--workers', type=int, default=2, help='data loader workers')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -151,8 +151,8 @@ def write_images(model: torch.nn.Module, dataset: RGBXDataset, out: Path, limit:
                                     dataset.num_classes, **settings)
             logits = restore_logits(logits, label.shape[:2])  # data.resize
         pred = logits[0].argmax(0).to(torch.uint8).cpu().numpy()  # (H,W)
-        pred_rgb = colourise(pred, palette)
-        panel = np.concatenate([rgb_raw, colourise(label, palette), pred_rgb], axis=1)
+        pred_rgb = colorize_labels(pred, palette)
+        panel = np.concatenate([rgb_raw, colorize_labels(label, palette), pred_rgb], axis=1)
         stem = Path(str(names[i])).name if names else f'{i:06d}'
         for folder, image in (('pred', pred_rgb), ('panel', panel)):
             path = out / folder / f'{stem}.png'

@@ -60,12 +60,12 @@ DEFAULT_DEPTH_MAX_M = 10.0
 DEFAULT_THERMAL_PERCENTILES = (1.0, 99.0)
 
 CHANNEL_ORDERS: Tuple[str, ...] = ('rgb', 'bgr')
-AUX_ENCODINGS: Tuple[str, ...] = ('unit', 'imread_grayscale')
+AUX_ENCODING_CONVENTIONS: Tuple[str, ...] = ('unit', 'imread_grayscale')
 # Meta key -> (default, valid values). The defaults are what checkpoints without the keys
 # (everything trained by this package) have always meant.
 CONVENTIONS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     'channel_order': ('rgb', CHANNEL_ORDERS),
-    'aux_encoding': ('unit', AUX_ENCODINGS),
+    'aux_encoding': ('unit', AUX_ENCODING_CONVENTIONS),
 }
 
 
@@ -236,8 +236,9 @@ def aux_to_unit(aux: np.ndarray, modality: str, *, encoding: str = 'unit',
         ValueError: Unknown modality, or an encoding (dtype/shape) it cannot interpret.
     """
     aux = np.asarray(aux)
-    if encoding not in AUX_ENCODINGS:
-        raise ValueError(f'unknown aux encoding {encoding!r}; valid: {", ".join(AUX_ENCODINGS)}')
+    if encoding not in AUX_ENCODING_CONVENTIONS:
+        raise ValueError(f'unknown aux encoding {encoding!r}; valid: '
+                         f'{", ".join(AUX_ENCODING_CONVENTIONS)}')
     if encoding == 'imread_grayscale' and modality in ('depth', 'thermal'):
         return _imread_grayscale_to_unit(aux, modality)
     if modality == 'depth':
