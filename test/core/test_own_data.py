@@ -35,7 +35,7 @@ from smmcl_core.models import create_model
 from smmcl_core.segmenter import Segmenter
 from smmcl_core.training.loop import evaluate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FOLDER_CPU = REPO / 'training' / 'configs' / 'folder_cpu.yaml'
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
