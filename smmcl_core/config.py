@@ -45,7 +45,9 @@ class DataConfig:
     val_fraction: float = 0.1
     split_seed: int = 0
     test_split: str = ''  # scored once at the end of training (never used for selection)
-    resize: list[int] = field(default_factory=list)  # network input (H, W); [] = native
+    # Network input: S (short side S, aspect kept), [H, W] (exact) or [] (native size);
+    # S is stored as [S].
+    resize: int | list[int] = field(default_factory=list)
     check: bool = True  # scan train/val files for damage before building the model
     crop_size: list[int] = field(default_factory=lambda: [480, 640])  # (H, W)
     scale_range: list[float] = field(default_factory=lambda: [0.5, 1.75])
@@ -55,6 +57,10 @@ class DataConfig:
     synthetic_train: int = 64  # only for dataset='synthetic'
     synthetic_val: int = 16
     synthetic_size: list[int] = field(default_factory=lambda: [120, 160])
+
+    def __post_init__(self):
+        if isinstance(self.resize, int):
+            self.resize = [self.resize]  # one form in saved configs and checkpoints
 
 
 @dataclass
@@ -160,7 +166,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
+        for alternative in inner[:-1]:
+            try:
+                return _coerce(value, alternative, key)
+            except TypeError:
+                continue
+        return _coerce(value, inner[-1], key)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise TypeError(f'config key {key!r} expects a list, got {value!r}')
@@ -189,11 +200,17 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _not_an_override(item: str) -> str:
+    hint = (f' ({item!r} is a folder: data.root={item} with data.dataset=folder, e.g. from '
+            '--config training/configs/folder_cpu.yaml)' if Path(item).is_dir() else '')
+    return f'override {item!r} must look like key.sub=value{hint}'
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``a.b=value`` overrides (YAML-parsed values) to a nested dict in place."""
     for item in overrides:
         if '=' not in item:
-            raise ValueError(f'override {item!r} must look like key.sub=value')
+            raise ValueError(_not_an_override(item))
         key, raw = item.split('=', 1)
         value = yaml.safe_load(raw) if raw != '' else ''
         node = data
@@ -204,6 +221,27 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 raise KeyError(f'override {key!r}: {part!r} is not a section')
         node[parts[-1]] = value
     return data
+
+
+def require_config(path: str | os.PathLike | None, overrides: list[str] | None,
+                   prog: str) -> None:
+    """Refuse ``key.sub=value`` overrides without the experiment file they modify.
+
+    The tools' defaults describe the synthetic dataset: an override such as
+    ``data.root=mine`` on them would be dropped by a dataset that has no root, and the run
+    would go on with something the user did not ask for.
+
+    Raises:
+        ValueError: Overrides were given and ``path`` is empty.
+    """
+    if overrides and not path:
+        for item in overrides:
+            if '=' not in item:
+                raise ValueError(_not_an_override(item))
+        raise ValueError(
+            f'{" ".join(overrides)}: overrides modify an experiment file; give it with '
+            f'--config (e.g. {prog} --config training/configs/folder_cpu.yaml '
+            f'data.root=/data/mine)')
 
 
 def load_config(path: str | os.PathLike | None = None,

@@ -19,11 +19,11 @@ Executable ``segmentation_lifecycle_node`` / console script ``smmcl-segmentation
 import time
 
 import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from smmcl_ros.node import NODE_NAME, SegmentationCore
+from smmcl_ros.shutdown import run_node
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -88,36 +88,27 @@ class SegmentationLifecycleNode(SegmentationCore, LifecycleNode):
         return SUCCESS
 
 
+def _serve(node: SegmentationLifecycleNode) -> None:
+    """Serve transitions until the shutdown transition; then let its reply reach the caller."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    node.get_logger().info('unconfigured; waiting for lifecycle transitions')
+    while rclpy.ok() and not node.finalized:
+        executor.spin_once(timeout_sec=0.1)
+    deadline = time.monotonic() + 0.5
+    while rclpy.ok() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+
+
+def _teardown(node: SegmentationLifecycleNode) -> None:
+    node.deactivate()
+    node.cleanup()
+    node.destroy_node()
+
+
 def main(args=None) -> int:
     """Serve lifecycle transitions until shutdown / SIGINT; 0 on a clean exit."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        try:
-            node = SegmentationLifecycleNode()
-        except (ValueError, ParameterException) as err:  # e.g. a wrongly typed parameter
-            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
-            code = 1
-        else:
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            node.get_logger().info('unconfigured; waiting for lifecycle transitions')
-            while rclpy.ok() and not node.finalized:
-                executor.spin_once(timeout_sec=0.1)
-            # Finalized: give the transition's reply a moment to reach the caller.
-            deadline = time.monotonic() + 0.5
-            while rclpy.ok() and time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=0.05)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.deactivate()
-            node.cleanup()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(SegmentationLifecycleNode, _serve, _teardown, NODE_NAME, args)
 
 
 if __name__ == '__main__':

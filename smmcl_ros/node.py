@@ -31,8 +31,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -45,6 +43,7 @@ from smmcl_ros.diagnostics import NodeStats
 from smmcl_ros.params import declare, NodeParams, ParameterError, read
 from smmcl_ros.qos import AdaptiveSubscription, output_profile
 from smmcl_ros.render import labels_json
+from smmcl_ros.shutdown import run_node
 from smmcl_ros.sync import ApproximateTimeSynchronizer, stamp_ns
 
 NODE_NAME = 'smmcl_segmentation'
@@ -497,29 +496,14 @@ class SegmentationNode(SegmentationCore, Node):
         self.deactivate()
 
 
+def _teardown(node: SegmentationNode) -> None:
+    node.close()
+    node.destroy_node()
+
+
 def main(args=None) -> int:
     """Run the node until SIGINT / shutdown; 0 on a clean exit, 1 on a configuration error."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        try:
-            node = SegmentationNode()
-        except (ValueError, OSError, KeyError, RuntimeError, ParameterException) as err:
-            # Parameters (bad value or type), missing/corrupt checkpoint, unknown preset,
-            # mismatched weights.
-            rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
-            code = 1
-        else:
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(SegmentationNode, rclpy.spin, _teardown, NODE_NAME, args)
 
 
 if __name__ == '__main__':

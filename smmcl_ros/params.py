@@ -4,6 +4,7 @@
 """
 
 from dataclasses import dataclass, fields
+import os
 from typing import Any, Dict, Tuple
 
 from smmcl_ros.bundled import DEMO_CHECKPOINT
@@ -31,6 +32,10 @@ DEFAULTS: Dict[str, Any] = {
 # Declared separately: a string array has no usable empty default in rclpy (an empty list is
 # typed as a byte array), so it is declared by type and read with an empty fallback.
 CLASS_NAMES = 'class_names'
+
+# Parameters naming a file or folder: a leading ``~`` is expanded (bash leaves it alone after
+# ``:=``, and rcl does not expand it in parameter files).
+PATH_PARAMETERS: Tuple[str, ...] = ('checkpoint',)
 
 CHOICES: Dict[str, Tuple[str, ...]] = {
     'device': ('auto', 'cpu', 'cuda'),
@@ -78,6 +83,9 @@ def validate(values: Dict[str, Any]) -> NodeParams:
         ParameterError: Naming the first offending parameter.
     """
     values = dict(values)
+    for name in PATH_PARAMETERS:
+        if values.get(name):
+            values[name] = os.path.expanduser(str(values[name]))
     if not values.get('checkpoint'):
         # No checkpoint given: the bundled demo model (synthetic RGB-thermal), so that the node
         # starts out of the box; robots pass their own through the launch argument.

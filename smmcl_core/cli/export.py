@@ -6,7 +6,7 @@ Usage::
                  [--height 480 --width 640] [--dynamic-hw] [--opset 17] [--verify]
 
 The exported graph maps ``rgb (B,3,H,W)`` and ``aux (B,3,H,W)``, both normalised as in
-``smmcl_core.data.preprocess.to_input_tensors``, to ``logits (B,K,H,W)``. The batch axis is
+``smmcl_core.data.tensors.to_input_tensors``, to ``logits (B,K,H,W)``. The batch axis is
 always dynamic; ``--dynamic-hw`` also makes height and width dynamic (ONNX). The checkpoint
 ``meta`` (the whole dict: classes, palette, mean/std, aux modality and ranges, and any key
 added later) travels with the file: ONNX ``metadata_props['smmcl_meta']`` and the TorchScript

@@ -17,7 +17,7 @@ import argparse
 from typing import List, Optional
 
 from smmcl_core.cli.common import run_cli
-from smmcl_core.config import load_config
+from smmcl_core.config import load_config, require_config
 from smmcl_core.training.trainer import PROG, train
 
 
@@ -40,6 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
+        require_config(args.config, args.overrides, PROG)
         cfg = load_config(args.config, args.overrides)
         train(cfg, args.resume)
         return 0

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from smmcl_core.data.preprocess import AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD
-from smmcl_core.data.thermal import check_colormap
+from smmcl_core.data.thermal_fit import check_colormap_spec
 
 IGNORE_INDEX = 255
 
@@ -165,7 +165,8 @@ def background_index(class_names: Sequence[str], background: Optional[str] = Non
 
 
 _CLASSES_KEYS = ('class_names', 'aux_modality', 'palette', 'ignore_index', 'name',
-                 'aux_ranges', 'background', 'thermal_colormap', 'label_colors')
+                 'aux_ranges', 'background', 'thermal_colormap', 'label_colors',
+                 'label_color_tolerance')
 
 
 def _colour(value: Any, where: str) -> Tuple[int, int, int]:
@@ -252,7 +253,7 @@ def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
         if spec['aux_modality'] != 'thermal':
             raise ValueError(f'{path}: thermal_colormap is only for aux_modality thermal')
         try:
-            aux_ranges['thermal_colormap'] = check_colormap(str(colormap))
+            aux_ranges['thermal_colormap'] = check_colormap_spec(str(colormap))
         except ValueError as exc:
             raise ValueError(f'{path}: {exc}') from exc
     background = spec.get('background')

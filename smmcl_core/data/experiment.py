@@ -106,3 +106,9 @@ def check_compatible(meta: Dict[str, Any], dataset: RGBXDataset, checkpoint: str
         raise ValueError(
             f'checkpoint {checkpoint} expects aux modality {meta["aux_modality"]!r}, the '
             f'dataset provides {dataset.aux_modality!r} (see --aux-modality)')
+    trained = (meta.get('aux_ranges') or {}).get('thermal_colormap', '')
+    now = dataset.info.aux_ranges.get('thermal_colormap', '')
+    if trained != now:  # e.g. thermal_colormap: auto fitted again on changed files
+        raise ValueError(
+            f'checkpoint {checkpoint} was trained with thermal_colormap {trained!r}, the '
+            f'dataset now converts its thermal with {now!r}')

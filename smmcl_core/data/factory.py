@@ -52,7 +52,7 @@ def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
     Args:
         name: One of :data:`DATASETS` (``mfnet``, ``nyudv2``, ``llrgbd``, ``folder``,
             ``synthetic``).
-        root: Dataset folder (ignored for ``synthetic``).
+        root: Dataset folder (``None`` for ``synthetic``, which refuses one).
         split: Split name (e.g. ``train``, ``test``; for ``folder`` any ``<split>.txt``).
         aux_modality: ``None`` for the dataset default; must match what the dataset serves
             (``folder``: overrides the value in ``classes.yaml``).
@@ -70,6 +70,9 @@ def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,
         raise KeyError(f'unknown dataset {name!r}; valid: {", ".join(DATASETS)}')
     options = dict(kwargs, train=train, crop_size=crop_size)
     if name == 'synthetic':
+        if root is not None and str(root):
+            raise ValueError(f'dataset synthetic takes no root folder, got {str(root)!r} (for '
+                             'your own folder: data.dataset=folder, or --dataset folder)')
         modality = aux_modality or default_modality(name)
         if modality not in _MODALITIES[name]:
             raise ValueError(f'synthetic aux_modality must be one of '

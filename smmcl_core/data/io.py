@@ -5,11 +5,17 @@ helpers turn both into explicit behaviour.
 """
 
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from smmcl_core.data.label_colors import colour_codes, colours_to_ids, TableLike
+
+__all__ = ['AUX_EXTENSIONS', 'IMAGE_EXTENSIONS', 'check_jpeg_end', 'check_sample',
+           'colour_codes', 'colours_to_ids', 'find_file', 'read_aux', 'read_label', 'read_raw',
+           'read_rgb', 'read_split']
 
 IMAGE_EXTENSIONS: Tuple[str, ...] = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 AUX_EXTENSIONS: Tuple[str, ...] = ('.png', '.tif', '.tiff', '.npy', '.jpg', '.jpeg', '.bmp')
@@ -46,10 +52,29 @@ def read_raw(path: Path) -> np.ndarray:
             return np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise ValueError(f'unreadable array file {path}: {exc}') from exc
+    if path.suffix.lower() in ('.jpg', '.jpeg'):
+        check_jpeg_end(path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f'unreadable image file: {path}')
     return image
+
+
+def check_jpeg_end(path: Path) -> None:
+    """Raise ``ValueError`` when a JPEG file lacks its end-of-image marker (a cut-off copy).
+
+    OpenCV decodes a truncated JPEG without an error (the missing rows come back grey), so
+    an interrupted copy would otherwise train as a valid frame. Trailing zero padding is
+    accepted.
+    """
+    with open(path, 'rb') as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 4096))
+        tail = f.read().rstrip(b'\x00')
+    if not tail.endswith(b'\xff\xd9'):
+        raise ValueError(f'truncated JPEG file (no end-of-image marker; a cut-off copy?): '
+                         f'{path}')
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -116,39 +141,12 @@ def _read_png_label(path: Path) -> Optional[np.ndarray]:
         raise ValueError(f'unreadable image file: {path} ({exc})') from exc
 
 
-def colour_codes(rgb: np.ndarray) -> np.ndarray:
-    """``uint8 (..., 3)`` RGB -> int32 ``r << 16 | g << 8 | b``."""
-    rgb = rgb.astype(np.int32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def colours_to_ids(rgb: np.ndarray, label_colors: Mapping[Tuple[int, int, int], int],
-                   path: Path) -> np.ndarray:
-    """Map a colour-coded label ``uint8 (H,W,3)`` RGB to ids with an explicit table.
-
-    Raises:
-        ValueError: A colour is not in the table (the message lists them, with pixel counts).
-    """
-    keys = np.array(sorted(colour_codes(np.array(c, np.int32)) for c in label_colors),
-                    np.int64)
-    by_code = {int(colour_codes(np.array(c, np.int32))): v for c, v in label_colors.items()}
-    values = np.array([by_code[int(k)] for k in keys], np.uint8)
-    codes = colour_codes(rgb)
-    found, counts = np.unique(codes, return_counts=True)
-    unknown = [(int(c), int(n)) for c, n in zip(found, counts) if c not in by_code]
-    if unknown:
-        shown = ', '.join(f'({c >> 16}, {(c >> 8) & 255}, {c & 255}) x{n}'
-                          for c, n in unknown[:8]) + (' ...' if len(unknown) > 8 else '')
-        raise ValueError(f'label image {path} has colours not in label_colors: {shown}')
-    return values[np.searchsorted(keys, codes)]
-
-
-def read_label(path: Path, label_colors: Optional[Mapping[Tuple[int, int, int], int]] = None
-               ) -> np.ndarray:
+def read_label(path: Path, label_colors: Optional[TableLike] = None) -> np.ndarray:
     """Read a label image as ``uint8 (H,W)`` ids.
 
     Palette PNGs give their indices; grey images their values; colour images are mapped
-    with ``label_colors`` (RGB triple -> id, ``classes.yaml`` key ``label_colors``).
+    with ``label_colors`` (RGB triple -> id, ``classes.yaml`` key ``label_colors``, or a
+    ``LabelColorTable`` with its ``label_color_tolerance``, see ``data.label_colors``).
 
     Raises:
         FileNotFoundError: The file does not exist.

@@ -32,6 +32,7 @@ from smmcl_core.config import ExperimentConfig, save_config
 from smmcl_core.data.check import check_datasets, format_report
 from smmcl_core.data.classes import background_index
 from smmcl_core.data.experiment import dataset_from_config, validation_plan
+from smmcl_core.data.resize import check_resize
 from smmcl_core.losses import SMMCLLoss
 from smmcl_core.models import create_model
 from smmcl_core.optim import build_optimizer, build_scheduler
@@ -106,10 +107,13 @@ class Trainer:
         if cfg.data.check and cfg.data.dataset != 'synthetic' and ctx.is_main:
             # Every bad file of both splits at once, before the model is built.
             report = check_datasets({'train': self.train_set, 'val': self.val_set},
-                                    progress=cfg.train.progress)
+                                    progress=cfg.train.progress,
+                                    resize=check_resize(cfg.data.resize))
             if report['problems']:
                 raise ValueError(format_report(report, limit=20) + '\n(smmcl-check-data '
                                  'lists them all; data.check=false skips this scan)')
+            for note in report['notes']:  # e.g. the map thermal_colormap: auto chose
+                print(f'{PROG}: note: {note}', flush=True)
         self.meta = meta_from_dataset_info(cfg.model.name, info)
         if cfg.data.resize:
             self.meta['resize'] = [int(v) for v in cfg.data.resize]

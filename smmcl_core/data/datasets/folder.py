@@ -19,11 +19,15 @@ Generic folder layout for your own data::
 ``{depth_max_m: 5.0}``), ``background`` (the class "mIoU w/o background" leaves out; ``''``
 = none; default: class 0 if it is called unlabeled / void / background / ``_background_``),
 ``thermal_colormap`` (the colour map of pseudo-colour thermal files, e.g. ``inferno``,
-``ironbow``, ``jet``; see ``smmcl_core.data.thermal``), ``label_colors`` (colour-coded label
-files: class name, class id or ``ignore`` -> [r, g, b]; any other colour is an error). Unknown
-keys are rejected.
+``ironbow``, ``jet``; see ``smmcl_core.data.thermal``; ``auto`` fits every map on a sample of
+``aux/`` and uses the best, or luminance, see ``smmcl_core.data.thermal_fit``),
+``label_colors`` (colour-coded label files: class name, class id or ``ignore`` -> [r, g, b];
+any other colour is an error), ``label_color_tolerance`` (RGB distance within which a colour
+takes the nearest ``label_colors`` entry, for blended edges; see
+``smmcl_core.data.label_colors``). Unknown keys are rejected.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -36,8 +40,10 @@ from smmcl_core.data.classes import load_classes_file, parse_label_colors
 from smmcl_core.data.datasets.base import apply_lut, check_root, identity_lut, RGBXDataset
 from smmcl_core.data.io import (AUX_EXTENSIONS, check_sample, find_file, IMAGE_EXTENSIONS,
                                 read_aux, read_label, read_rgb, read_split)
+from smmcl_core.data.label_colors import label_color_table
 from smmcl_core.data.preprocess import aux_to_unit
 from smmcl_core.data.thermal import invert_colormap, MISMATCH_DISTANCE
+from smmcl_core.data.thermal_fit import resolve_auto_colormap
 
 
 class FolderDataset(RGBXDataset):
@@ -59,11 +65,14 @@ class FolderDataset(RGBXDataset):
             ranges = {k: v for k, v in self.info.aux_ranges.items()
                       if k != 'thermal_colormap' or aux_modality == 'thermal'}
             self.info = self.info.with_aux(aux_modality, ranges)
+        ranges, self.colormap_fit = resolve_auto_colormap(self.info.aux_ranges, self.root / 'aux')
+        self.info = dataclasses.replace(self.info, aux_ranges=ranges)  # 'auto' -> the map
         spec = yaml.safe_load(self.classes_file.read_text()) \
             if self.classes_file.suffix != '.json' else json.loads(self.classes_file.read_text())
-        self.label_colors = parse_label_colors(
+        self.label_colors = label_color_table(parse_label_colors(
             spec['label_colors'], self.info.class_names, self.info.ignore_index,
-            self.classes_file) if spec.get('label_colors') else None
+            self.classes_file) if spec.get('label_colors') else None,
+            spec.get('label_color_tolerance'), self.classes_file)
         self.names = read_split(self.root / f'{split}.txt')
         self.label_lut = identity_lut(self.info.num_classes, self.info.ignore_index)
         self._setup_transform()
