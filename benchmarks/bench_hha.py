@@ -47,7 +47,7 @@ def main() -> None:
 
     import ros_harness
     from smmcl_core.data import hha
-    from smmcl_core.data.hha_torch import depth_to_hha_torch
+    from smmcl_core.data.hha.torch_encode import depth_to_hha_torch
     from smmcl_core.data.io import read_rgb
     from smmcl_core.segmenter import Segmenter
 

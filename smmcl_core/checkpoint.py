@@ -31,17 +31,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-import pickle
 import random
-import tempfile
 from typing import Any, Dict, Mapping, Optional, Sequence
-import zipfile
 
 import numpy as np
 import torch
 from torch import nn
 
 from smmcl_core.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from smmcl_core.release.layout import is_release_state, release_hint
+from smmcl_core.utils.files import atomic_write
+from smmcl_core.utils.torch_load import load_weights_only
 
 FORMAT_VERSION = 1
 META_KEYS = ('preset', 'num_classes', 'class_names', 'palette', 'mean', 'std', 'aux_modality',
@@ -186,32 +186,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # e.g. platforms that cannot open folders
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp), durable=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu',
@@ -233,17 +208,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = 'cpu',
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'checkpoint not found: {path}')
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f'checkpoint {path} holds objects that weights_only loading refuses (it may '
-            f'contain code; only tensors and plain values are allowed): {exc}') from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f'checkpoint {path} is corrupt or truncated: {exc}') from exc
+    state = load_weights_only(path, CheckpointError, 'checkpoint', map_location)
     if not isinstance(state, dict) or 'format_version' not in state:
-        from smmcl_core.release import is_release_state, release_hint  # imports this module
-
         if is_release_state(state):
             raise CheckpointError(release_hint(path))
         raise CheckpointError(f'{path} is not an smmcl checkpoint (no format_version key; '

@@ -2,7 +2,6 @@
 
 Public API (frozen):
 
-- ``resolve_device(device='auto') -> torch.device`` ('auto' = CUDA if available, else CPU).
 - ``Segmenter(model, meta, device='auto', precision='fp32', crop=None, stride=None,
   scales=(1.0,), flip=False, channels_last=None)``
 - ``Segmenter.from_checkpoint(path, device='auto', precision='fp32', backend='torch',
@@ -18,17 +17,19 @@ Public API (frozen):
   HHA) -> labels ``uint8 (H,W)``, or ``(labels, confidence float32 (H,W))`` where confidence
   is the max softmax probability.
 - ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
-- Attributes: ``model`` (the network, or for an engine backend the engine: a callable
-  ``(rgb, aux) -> logits`` module), ``backend`` (the engine actually used), ``meta``,
+- Attributes: ``engine`` (always an ``smmcl_core.engines.Engine``: a callable ``(rgb, aux) ->
+  logits`` module; ``TorchEngine`` for the torch backend), ``model`` (``engine.network``: the
+  torch network for the torch backend, else the engine), ``backend`` (the engine's name), ``meta``,
   ``class_names`` (list), ``palette`` ((K,3) uint8), ``aux_modality``, ``aux_ranges``,
   ``conventions`` (``input_conventions(meta)``),
   ``num_classes``, ``ignore_index``, ``device``, ``precision``.
 
-Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the network under CUDA autocast.
-On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a ``RuntimeWarning`` (so one launch file
-works on a laptop and on the robot); ``precision`` then reads ``'fp32'``. Engines run their
-own precisions (OpenVINO ``bf16`` on CPUs with native bf16, TensorRT ``fp16``); ``auto``
-skips an engine that cannot run the requested precision.
+Precision: ``'fp32'`` everywhere; ``'fp16'``/``'bf16'`` run the torch network under CUDA
+autocast (``TorchEngine``). On CPU, ``'fp16'``/``'bf16'`` fall back to fp32 with a
+``RuntimeWarning`` (so one launch file works on a laptop and on the robot); ``precision``
+then reads ``'fp32'``. Engines run their own precisions (OpenVINO ``bf16`` on CPUs with
+native bf16, TensorRT ``fp16``); ``auto`` skips an engine that cannot run the requested
+precision.
 
 Any image size works: the network input is padded to a multiple of 32 and the logits
 cropped back (see ``smmcl_core.inference``). A checkpoint trained with ``data.resize``
@@ -39,37 +40,24 @@ normalised tensors and ``predict`` brings the logits back to the image size
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from smmcl_core.checkpoint import load_checkpoint, META_KEYS
-from smmcl_core.data.preprocess import input_conventions, to_input_tensors
+from smmcl_core.checkpoint import META_KEYS
+from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
-from smmcl_core.engines import create_engine, Engine, resolve_backend
+from smmcl_core.data.tensors import to_input_tensors
+from smmcl_core.engines import Engine, PRECISIONS
+from smmcl_core.engines.load import engine_from_checkpoint
+from smmcl_core.engines.torch_engine import TorchEngine
 from smmcl_core.inference import predict_logits
+from smmcl_core.utils.devices import resolve_device
 
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-def resolve_device(device: Union[str, torch.device] = 'auto') -> torch.device:
-    """``'auto'`` -> CUDA when available else CPU; anything else as ``torch.device``.
-
-    Raises:
-        ValueError: a CUDA device is requested but CUDA is not available.
-    """
-    if isinstance(device, str) and device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {device} requested but CUDA is not available '
-                         "(use device='auto' or 'cpu')")
-    return device
+__all__ = ['PRECISIONS', 'Segmenter']
 
 
 class Segmenter:
@@ -87,7 +75,8 @@ class Segmenter:
         channels_last: Use the channels-last memory format; ``None`` = on CUDA only.
 
     ``model`` may also be an ``smmcl_core.engines.Engine``: it then decides device and
-    precision (``device``, ``precision`` and ``channels_last`` are taken from it).
+    precision (``device``, ``precision`` and ``channels_last`` are taken from it); a network
+    is wrapped in a ``TorchEngine`` with them.
 
     Raises:
         ValueError: unknown precision, meta lacks keys, or model class count differs.
@@ -101,25 +90,21 @@ class Segmenter:
         missing = [k for k in META_KEYS if k not in meta]
         if missing:
             raise ValueError(f'Segmenter meta lacks key(s): {", ".join(missing)}')
-        if precision not in PRECISIONS:
-            raise ValueError(f'unknown precision {precision!r}; valid: {", ".join(PRECISIONS)}')
-        is_engine = isinstance(model, Engine)
-        self.backend = model.name if is_engine else 'torch'
-        if is_engine:
-            device, precision, channels_last = model.device, model.precision, False
-        self.device = resolve_device(device)
-        if precision != 'fp32' and self.device.type != 'cuda' and not is_engine:
-            warnings.warn(f'precision {precision!r} needs CUDA; running fp32 on {self.device}',
-                          RuntimeWarning, stacklevel=2)
-            precision = 'fp32'
-        self.precision = precision
-        self.meta = dict(meta)
         self.num_classes = int(meta['num_classes'])
-        model_classes = getattr(model, 'num_classes', self.num_classes)
-        if model_classes != self.num_classes:
-            raise ValueError(f'model has {model_classes} classes, meta says {self.num_classes}')
+        if not isinstance(model, Engine):
+            model = TorchEngine(model, precision, resolve_device(device), self.num_classes,
+                                channels_last)
+        if model.num_classes != self.num_classes:
+            raise ValueError(f'model has {model.num_classes} classes, meta says '
+                             f'{self.num_classes}')
         if self.num_classes > 256:
             raise ValueError(f'{self.num_classes} classes do not fit uint8 labels')
+        self.engine = model.eval()
+        self.backend = self.engine.name
+        self.device = self.engine.device
+        self.precision = self.engine.precision
+        self.memory_format = self.engine.memory_format
+        self.meta = dict(meta)
         self.class_names = list(meta['class_names'])
         self.palette = np.asarray(meta['palette'], np.uint8).reshape(-1, 3)
         self.aux_modality = str(meta['aux_modality'])
@@ -134,12 +119,11 @@ class Segmenter:
         self.stride = _pair(stride)
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
-        if channels_last is None:
-            channels_last = self.device.type == 'cuda'
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval() if is_engine else model.to(self.device).eval()
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch network (torch backend) or the engine (the others)."""
+        return self.engine.network
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, os.PathLike],
@@ -169,38 +153,9 @@ class Segmenter:
                 installed (the message names the pip extra) or cannot run on this device or
                 at this precision.
         """
-        from smmcl_core.engines.cache import cached_graph
-        from smmcl_core.engines.graph import read_onnx_props
-        from smmcl_core.models import create_model  # heavy import only when needed
-
-        device = resolve_device(device)
-        if str(path).endswith('.onnx'):
-            meta, _ = read_onnx_props(path)
-            name = resolve_backend(backend, device, precision, onnx_only=True)
-            engine = create_engine(name, path, device, precision, int(meta['num_classes']),
-                                   cache_dir)
-            return cls(engine, meta, **options)
-        state = load_checkpoint(path, map_location='cpu', require=('model', 'meta'))
-        meta = state['meta']
-        name = resolve_backend(backend, device, precision)
-        if name != 'torch':
-            options.pop('channels_last', None)
-            graph = cached_graph(path, name, cache_dir, state=state)
-            try:
-                engine = create_engine(name, graph, device, precision,
-                                       int(meta['num_classes']), cache_dir)
-            except Exception:  # noqa: B902 - a cached graph the runtime rejects: export again
-                graph = cached_graph(path, name, cache_dir, state=state, rebuild=True)
-                engine = create_engine(name, graph, device, precision,
-                                       int(meta['num_classes']), cache_dir)
-            return cls(engine, meta, **options)
-        model = create_model(meta['preset'], int(meta['num_classes']))
-        try:
-            model.load_state_dict(state['model'])
-        except RuntimeError as exc:
-            raise RuntimeError(f'checkpoint {path}: weights do not match preset '
-                               f"{meta['preset']!r}: {exc}") from exc
-        return cls(model, meta, device=device, precision=precision, **options)
+        engine, meta = engine_from_checkpoint(path, backend, resolve_device(device), precision,
+                                              cache_dir, options.pop('channels_last', None))
+        return cls(engine, meta, **options)
 
     # ------------------------------------------------------------------ inference
     def _check_inputs(self, rgb: np.ndarray, aux: np.ndarray) -> None:
@@ -235,13 +190,10 @@ class Segmenter:
 
     def predict_logits(self, rgb_t: torch.Tensor, aux_t: torch.Tensor) -> torch.Tensor:
         """``(B,K,H,W)`` float32 scores for preprocessed tensors (see ``predict_logits``)."""
-        # Engines run their precision inside the runtime; autocast is for the torch network.
-        dtype = PRECISIONS[self.precision] if self.backend == 'torch' else None
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None \
-            else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            logits = predict_logits(self.model, rgb_t, aux_t, self.num_classes, crop=self.crop,
-                                    stride=self.stride, scales=self.scales, flip=self.flip)
+        with torch.inference_mode():  # the engine runs its precision (torch: autocast)
+            logits = predict_logits(self.engine, rgb_t, aux_t, self.num_classes,
+                                    crop=self.crop, stride=self.stride, scales=self.scales,
+                                    flip=self.flip)
         return logits.float()
 
     def predict(self, rgb: np.ndarray, aux: np.ndarray, return_confidence: bool = False

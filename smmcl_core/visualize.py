@@ -2,8 +2,10 @@
 
 Public API (frozen):
 
-- ``colourise(labels uint8/int (H,W), palette (K,3)) -> uint8 (H,W,3)``; labels outside
-  ``[0, K)`` (e.g. 255 = ignore) are black. ``colorize`` is an alias.
+- ``colorize_labels(labels uint8/int (H,W), palette (K,3)) -> uint8 (H,W,3)``; labels outside
+  ``[0, K)`` (e.g. 255 = ignore) are black. (``colorize`` is the old name, kept until
+  smmcl_ros calls ``colorize_labels``; intensity through a colour map is
+  ``smmcl_core.data.thermal.apply_colormap``.)
 - ``overlay(rgb uint8 (H,W,3), color uint8 (H,W,3), alpha=0.5, mask=None) -> uint8 (H,W,3)``:
   ``(1 - alpha) * rgb + alpha * color``, only where ``mask`` is true when a mask is given.
 - ``save_confusion_matrix(matrix (K,K), class_names, path, normalize=True, title='')``: PNG with
@@ -20,7 +22,7 @@ import cv2
 import numpy as np
 
 
-def colourise(labels: np.ndarray, palette: Any) -> np.ndarray:
+def colorize_labels(labels: np.ndarray, palette: Any) -> np.ndarray:
     """Map a label image to colours; out-of-range labels (ignore) become black.
 
     Raises:
@@ -45,7 +47,7 @@ def colourise(labels: np.ndarray, palette: Any) -> np.ndarray:
     return out
 
 
-colorize = colourise
+colorize = colorize_labels  # old name (smmcl_ros); use colorize_labels
 
 
 def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5,

@@ -29,9 +29,11 @@ import json
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from smmcl_core.cli.common import dataset_from_config, run_cli
+from smmcl_core.cli.args import add_data_args
+from smmcl_core.cli.common import run_cli
 from smmcl_core.config import ExperimentConfig, load_config, require_config
 from smmcl_core.data.check import check_datasets, format_report
+from smmcl_core.data.experiment import dataset_from_config
 from smmcl_core.data.resize import check_resize
 
 CLASS_FILES = ('classes.yaml', 'classes.yml', 'classes.json')
@@ -43,15 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``smmcl-check-data``."""
     parser = argparse.ArgumentParser(prog=PROG, description=(
         'Scan dataset splits for missing, unreadable or inconsistent files.'))
-    parser.add_argument('--config', help='experiment YAML (checks its train/val/test splits)')
     parser.add_argument('overrides', nargs='*', metavar='FOLDER | key.sub=value',
                         help='a dataset folder (holding classes.yaml) and/or config overrides '
                              '(YAML values; need --config or a folder)')
-    parser.add_argument('--dataset', help='dataset name (mfnet, nyudv2, llrgbd, folder)')
-    parser.add_argument('--root', help='dataset root folder')
-    parser.add_argument('--aux-modality', help='override the aux modality')
-    parser.add_argument('--split', nargs='+', help='splits to check (default: train and '
-                                                   'the validation split)')
+    add_data_args(parser, 'experiment YAML (checks its train/val/test splits)',
+                  'splits to check (default: train and the validation split)',
+                  multiple_splits=True)
     parser.add_argument('--report', help='also write the report as JSON here')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser

@@ -21,7 +21,7 @@ The dataset, preprocessing and inference settings (sliding window, scales, flip)
 the ones stored in the checkpoint's config (for an imported release: its meta
 ``eval_protocol``, the released 480x640 window, stride 2/3, scale 1, no flip, and its input
 conventions), and the numbers come from the same
-``engine.evaluate`` the training loop calls, so the mIoU equals the one the training run
+``training.loop.evaluate`` the training run calls, so the mIoU equals the one the training run
 reported for that checkpoint and split. ``--backend`` runs the network through an inference
 engine instead (``smmcl_core.engines``; same predictions on >= 99.5% of pixels, faster on CPU);
 the default ``torch`` keeps the training run's arithmetic.
@@ -29,7 +29,7 @@ the default ``torch`` keeps the training run's arithmetic.
 Writes into ``--out`` (default ``<checkpoint folder>/eval_<split>``): ``report.json``
 (mIoU with and without background, per-class IoU and accuracy, pixel and mean accuracy, the
 confusion matrix), ``confusion.png`` and, for the first ``--max-images`` images,
-``pred/NAME.png`` (colourised prediction) and ``panel/NAME.png`` (RGB | ground truth |
+``pred/NAME.png`` (colorize_labelsd prediction) and ``panel/NAME.png`` (RGB | ground truth |
 prediction).
 """
 
@@ -47,19 +47,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from smmcl_core.checkpoint import load_checkpoint
-from smmcl_core.cli.common import (dataset_from_config, parse_pair, run_cli, select_device,
-                                   validation_plan)
-from smmcl_core.config import ExperimentConfig, load_config
+from smmcl_core.cli.args import add_data_args, add_runtime_args, config_for_checkpoint
+from smmcl_core.cli.common import parse_pair, run_cli
 from smmcl_core.data import RGBXDataset
 from smmcl_core.data.classes import background_index
+from smmcl_core.data.experiment import check_compatible, dataset_from_config, validation_plan
 from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.data.resize import restore_logits
 from smmcl_core.data.splits import AUTO
-from smmcl_core.engine import evaluate
 from smmcl_core.inference import predict_logits
 from smmcl_core.metrics import ConfusionMatrix
 from smmcl_core.segmenter import Segmenter
-from smmcl_core.visualize import colourise, save_confusion_matrix
+from smmcl_core.training.loop import evaluate
+from smmcl_core.utils.devices import resolve_device
+from smmcl_core.visualize import colorize_labels, save_confusion_matrix
 
 PROG = 'smmcl-evaluate'
 
@@ -69,14 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG,
                                      description='Evaluate an SMMCL checkpoint (mIoU).')
     parser.add_argument('--checkpoint', required=True, help='checkpoint (.pth) to evaluate')
-    parser.add_argument('--config', help='experiment YAML for the data (default: the '
-                                         "checkpoint's own config)")
-    parser.add_argument('--dataset', help='dataset name (mfnet, nyudv2, llrgbd, folder, '
-                                          'synthetic); overrides the config')
-    parser.add_argument('--root', help='dataset root folder')
-    parser.add_argument('--split', help="split to evaluate (default: the config's val_split; "
-                                        'name the test split to score it)')
-    parser.add_argument('--aux-modality', help="depth, thermal or hha (default: the dataset's)")
+    add_data_args(parser, "experiment YAML for the data (default: the checkpoint's own config)",
+                  "split to evaluate (default: the config's val_split; name the test split "
+                  'to score it)')
     parser.add_argument('--crop', type=int, nargs=2, metavar=('H', 'W'),
                         help='sliding-window size (default: train.eval_crop)')
     parser.add_argument('--whole', action='store_true',
@@ -91,53 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help='feed an all-zero (black) RGB image: a dead colour camera')
     parser.add_argument('--out', help='output folder')
     parser.add_argument('--max-images', type=int, default=-1,
-                        help='colourised predictions to write (-1 = all, 0 = none)')
-    parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1'")
-    parser.add_argument('--backend', default='torch',
-                        help="inference engine: torch (default: the training run's own "
-                        'arithmetic), auto (fastest installed), openvino, onnxruntime, '
-                        'tensorrt')
+                        help='colorize_labelsd predictions to write (-1 = all, 0 = none)')
+    add_runtime_args(parser, exact=True)
     parser.add_argument('--workers', type=int, default=2, help='data loader workers')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
-
-
-def resolve_config(args: argparse.Namespace, state: Dict[str, Any]) -> ExperimentConfig:
-    """The checkpoint's config, replaced by ``--config`` and patched by the data flags."""
-    if args.config:
-        cfg = load_config(args.config)
-    else:
-        cfg = ExperimentConfig.from_dict(state.get('config') or {})
-    if args.dataset:
-        if args.dataset != cfg.data.dataset:
-            cfg.data.aux_modality = ''
-            cfg.data.root = ''
-        cfg.data.dataset = args.dataset
-    if args.root:
-        cfg.data.root = args.root
-    if args.aux_modality:
-        cfg.data.aux_modality = args.aux_modality
-    if args.split:
-        cfg.data.val_split = args.split
-    return cfg
-
-
-def check_compatible(meta: Dict[str, Any], dataset: RGBXDataset, checkpoint: str) -> None:
-    """The checkpoint must predict the dataset's classes from the dataset's modality."""
-    if list(meta['class_names']) != list(dataset.class_names):
-        raise ValueError(
-            f'checkpoint {checkpoint} was trained on classes {list(meta["class_names"])}, the '
-            f'dataset has {list(dataset.class_names)}')
-    if meta['aux_modality'] != dataset.aux_modality:
-        raise ValueError(
-            f'checkpoint {checkpoint} expects aux modality {meta["aux_modality"]!r}, the '
-            f'dataset provides {dataset.aux_modality!r} (see --aux-modality)')
-    trained = (meta.get('aux_ranges') or {}).get('thermal_colormap', '')
-    now = dataset.info.aux_ranges.get('thermal_colormap', '')
-    if trained != now:  # e.g. thermal_colormap: auto fitted again on changed files
-        raise ValueError(
-            f'checkpoint {checkpoint} was trained with thermal_colormap {trained!r}, the '
-            f'dataset now converts its thermal with {now!r}')
 
 
 class DroppedModality(Dataset):
@@ -197,8 +151,8 @@ def write_images(model: torch.nn.Module, dataset: RGBXDataset, out: Path, limit:
                                     dataset.num_classes, **settings)
             logits = restore_logits(logits, label.shape[:2])  # data.resize
         pred = logits[0].argmax(0).to(torch.uint8).cpu().numpy()  # (H,W)
-        pred_rgb = colourise(pred, palette)
-        panel = np.concatenate([rgb_raw, colourise(label, palette), pred_rgb], axis=1)
+        pred_rgb = colorize_labels(pred, palette)
+        panel = np.concatenate([rgb_raw, colorize_labels(label, palette), pred_rgb], axis=1)
         stem = Path(str(names[i])).name if names else f'{i:06d}'
         for folder, image in (('pred', pred_rgb), ('panel', panel)):
             path = out / folder / f'{stem}.png'
@@ -240,7 +194,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Evaluate and write the outputs; returns the report."""
     start = time.perf_counter()
     state = load_checkpoint(args.checkpoint, require=('model', 'meta'))
-    cfg = resolve_config(args, state)
+    cfg = config_for_checkpoint(args, state)
     meta = state['meta']
     # A checkpoint may carry the protocol its weights were published with (imported
     # releases); it beats the config, the command line beats both.
@@ -262,11 +216,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     dataset = dataset_from_config(cfg, split, train=False,
                                   conventions=input_conventions(meta))
     check_compatible(meta, dataset, args.checkpoint)
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     # Plain memory format: the same arithmetic as the evaluation inside the training run.
     segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device,
-                                          channels_last=False, backend=args.backend)
-    model = segmenter.model  # the network, or the engine (called the same way)
+                                          precision=args.precision, channels_last=False,
+                                          backend=args.backend)
+    model = segmenter.engine  # called like the network; runs the backend and precision
     inputs = DroppedModality(dataset, drop) if drop else dataset
     loader = DataLoader(inputs, batch_size=1, shuffle=False, num_workers=args.workers)
     background = background_index(dataset.class_names, dataset.info.background)
@@ -287,7 +242,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         'background_class': None if background is None else dataset.class_names[background],
         'aux_modality': dataset.aux_modality, 'images': len(dataset),
         'crop': crop, 'scales': scales, 'flip': flip, 'device': str(device),
-        'backend': segmenter.backend,
+        'backend': segmenter.backend, 'precision': segmenter.precision,
         'images_written': written, 'seconds': time.perf_counter() - start})
     with open(out / 'report.json', 'w') as f:
         json.dump(report, f, indent=2)

@@ -6,7 +6,7 @@ Usage::
                  [--height 480 --width 640] [--dynamic-hw] [--opset 17] [--verify]
 
 The exported graph maps ``rgb (B,3,H,W)`` and ``aux (B,3,H,W)``, both normalised as in
-``smmcl_core.data.preprocess.to_input_tensors``, to ``logits (B,K,H,W)``. The batch axis is
+``smmcl_core.data.tensors.to_input_tensors``, to ``logits (B,K,H,W)``. The batch axis is
 always dynamic; ``--dynamic-hw`` also makes height and width dynamic (ONNX). The checkpoint
 ``meta`` (the whole dict: classes, palette, mean/std, aux modality and ranges, and any key
 added later) travels with the file: ONNX ``metadata_props['smmcl_meta']`` and the TorchScript
@@ -14,7 +14,8 @@ extra file ``smmcl_meta.json``. It is the graph the inference engines run
 (``smmcl_core.engines.graph``: the all-MLP head's fused 1x1 weights folded), so an exported
 ``.onnx`` can be given to ``Segmenter.from_checkpoint`` / the node as the checkpoint.
 
-``--verify`` runs the exported file (onnxruntime for ONNX) on a batch of two random inputs and
+``--verify`` runs the exported file (ONNX: through the ``onnxruntime`` engine of
+``smmcl_core.engines``, as ``Segmenter`` would) on a batch of two random inputs and
 fails unless its output matches PyTorch's within ``--tolerance`` (default 1e-3).
 """
 
@@ -32,12 +33,14 @@ import torch
 from torch import nn
 
 from smmcl_core.cli.common import run_cli
-from smmcl_core.engines.cache import file_sha256
+from smmcl_core.engines import create_engine, resolve_backend
 from smmcl_core.engines.graph import example_inputs, InferenceGraph, MIN_OPSET, write_onnx
 from smmcl_core.segmenter import Segmenter
+from smmcl_core.utils.files import sha256_file
 
 PROG = 'smmcl-export'
 FORMATS = ('torchscript', 'onnx')
+VERIFY_ENGINE = 'onnxruntime'  # the engine --verify runs an ONNX export with
 
 
 # ``(rgb, aux) -> logits`` without the training options, head weights folded.
@@ -81,13 +84,15 @@ def export_onnx(module: nn.Module, inputs: Tuple[torch.Tensor, torch.Tensor], ou
     write_onnx(module, inputs, out, meta, opset, dynamic_hw, graph_info)
 
 
-def run_exported(fmt: str, path: Path, rgb: torch.Tensor, aux: torch.Tensor) -> np.ndarray:
-    """Logits from the exported file (onnxruntime for ONNX, torch.jit for TorchScript)."""
+def run_exported(fmt: str, path: Path, rgb: torch.Tensor, aux: torch.Tensor,
+                 num_classes: int) -> np.ndarray:
+    """Logits from the exported file (ONNX: the onnxruntime engine; TorchScript: torch.jit)."""
     if fmt == 'onnx':
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-        return session.run(['logits'], {'rgb': rgb.numpy(), 'aux': aux.numpy()})[0]
+        device = torch.device('cpu')
+        name = resolve_backend(VERIFY_ENGINE, device)
+        engine = create_engine(name, path, device, 'fp32', num_classes)
+        with torch.no_grad():
+            return engine(rgb, aux).numpy()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)
         loaded = torch.jit.load(str(path), map_location='cpu')
@@ -106,7 +111,7 @@ def verify(fmt: str, path: Path, module: nn.Module, height: int, width: int,
     with torch.no_grad():
         expected = module(rgb, aux).numpy()
     try:
-        actual = run_exported(fmt, path, rgb, aux)
+        actual = run_exported(fmt, path, rgb, aux, int(expected.shape[1]))
     except Exception as exc:  # onnxruntime raises its own exception types
         raise RuntimeError(f'{path}: the exported {fmt} model failed on a batch of 2 '
                            f'({height}x{width}): {exc}') from exc
@@ -136,7 +141,7 @@ def export(checkpoint: str, fmt: str, out: str, height: int = 480, width: int = 
     inputs = example_inputs(1, height, width)
     if fmt == 'onnx':
         export_onnx(module, inputs, out_path, meta, opset, dynamic_hw,
-                    {'checkpoint_sha256': file_sha256(checkpoint)})
+                    {'checkpoint_sha256': sha256_file(checkpoint)})
     else:
         export_torchscript(module, inputs, out_path, meta)
     print(f'{PROG}: wrote {out_path} ({fmt}, {out_path.stat().st_size / 1e6:.1f} MB)')

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from smmcl_core.cli.common import run_cli
+from smmcl_core.release.layout import RELEASE_DATASETS
 
 PROG = 'smmcl-import-release'
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``smmcl-import-release``."""
-    from smmcl_core.release import RELEASE_DATASETS
-
     parser = argparse.ArgumentParser(
         prog=PROG, description="Convert the authors' released SMMCL weights (epoch-N.pth) into "
                                'an smmcl checkpoint.')
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> Path:
     """Import and save; returns the path written."""
     from smmcl_core.checkpoint import save_checkpoint
-    from smmcl_core.release import import_release
+    from smmcl_core.release.importer import import_release
 
     if args.out.resolve() == args.release.resolve():
         raise ValueError(f'--out {args.out} would overwrite the released file')

@@ -26,12 +26,14 @@ import numpy as np
 import torch
 
 from smmcl_core.checkpoint import load_checkpoint
-from smmcl_core.cli.common import dataset_from_config, run_cli, select_device
-from smmcl_core.cli.evaluate import check_compatible, resolve_config
+from smmcl_core.cli.args import add_data_args, add_runtime_args, config_for_checkpoint
+from smmcl_core.cli.common import run_cli
 from smmcl_core.data import RGBXDataset
+from smmcl_core.data.experiment import check_compatible, dataset_from_config
 from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.losses import downscale_labels
 from smmcl_core.segmenter import Segmenter
+from smmcl_core.utils.devices import resolve_device
 
 PROG = 'smmcl-tsne'
 FEATURES = ('stage4', 'embedding')
@@ -43,12 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--checkpoint', required=True, nargs='+',
                         help='one or more checkpoints (one figure row each)')
     parser.add_argument('--out', required=True, help='output PNG')
-    parser.add_argument('--config', help='experiment YAML for the data (default: the first '
-                                         "checkpoint's config)")
-    parser.add_argument('--dataset', help='dataset name; overrides the config')
-    parser.add_argument('--root', help='dataset root folder')
-    parser.add_argument('--split', help="split (default: the config's val_split)")
-    parser.add_argument('--aux-modality', help='depth, thermal or hha')
+    add_data_args(parser, "experiment YAML for the data (default: the first checkpoint's config)")
     parser.add_argument('--features', choices=FEATURES, default='stage4',
                         help='stage4 = encoder output F^4 (paper Fig. 8), embedding = '
                              'projector output')
@@ -57,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--max-images', type=int, default=50, help='images to read')
     parser.add_argument('--perplexity', type=float, default=30.0)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--device', default='auto')
+    add_runtime_args(parser, exact=True, precision=False, backend=False)
     return parser
 
 
@@ -142,10 +139,10 @@ def run(args: argparse.Namespace) -> Path:
     if args.per_class < 1 or args.max_images < 1:
         raise ValueError('--per-class and --max-images must be >= 1')
     first = load_checkpoint(args.checkpoint[0], require=('model', 'meta'))
-    cfg = resolve_config(args, first)
+    cfg = config_for_checkpoint(args, first)
     dataset = dataset_from_config(cfg, cfg.data.val_split, train=False,
                                   conventions=input_conventions(first['meta']))
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     panels = []
     for path in args.checkpoint:
         segmenter = Segmenter.from_checkpoint(path, device=device, channels_last=False)

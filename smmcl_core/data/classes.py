@@ -1,4 +1,7 @@
-"""Dataset metadata: class names, palettes and the :class:`DatasetInfo` record.
+"""Dataset metadata: class names, palettes, the :class:`DatasetInfo` record, ``classes.yaml``.
+
+:func:`load_classes_file` reads the ``classes.yaml`` of a generic folder dataset (keys in
+``smmcl_core.data.datasets.folder``).
 
 Sources:
 - MFNet names/palette: the MFNet release as listed in ``shared/data/README.md``.
@@ -11,11 +14,15 @@ Sources:
 """
 
 from dataclasses import dataclass, field
+import json
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
+import yaml
 
 from smmcl_core.data.preprocess import AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD
+from smmcl_core.data.thermal_fit import check_colormap_spec
 
 IGNORE_INDEX = 255
 
@@ -155,3 +162,107 @@ def background_index(class_names: Sequence[str], background: Optional[str] = Non
     if class_names and class_names[0].strip('_ ').lower() in BACKGROUND_NAMES:
         return 0
     return None
+
+
+_CLASSES_KEYS = ('class_names', 'aux_modality', 'palette', 'ignore_index', 'name',
+                 'aux_ranges', 'background', 'thermal_colormap', 'label_colors',
+                 'label_color_tolerance')
+
+
+def _colour(value: Any, where: str) -> Tuple[int, int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+            isinstance(v, int) and 0 <= v <= 255 for v in value):
+        raise ValueError(f'{where} must be [r, g, b] with values 0..255, got {value!r}')
+    return int(value[0]), int(value[1]), int(value[2])
+
+
+def parse_label_colors(spec: Any, class_names: Sequence[str], ignore_index: int, path: Path
+                       ) -> Dict[Tuple[int, int, int], int]:
+    """``label_colors`` of ``classes.yaml`` (class name, id or ``ignore`` -> [r, g, b]).
+
+    Returns:
+        RGB triple -> label id.
+
+    Raises:
+        ValueError: Unknown class, bad colour or one colour given to two classes.
+    """
+    if not isinstance(spec, dict) or not spec:
+        raise ValueError(f'{path}: label_colors must map class names to [r, g, b]')
+    table: Dict[Tuple[int, int, int], int] = {}
+    for key, value in spec.items():
+        if key == 'ignore' or key == ignore_index:
+            label = ignore_index
+        elif isinstance(key, int) and 0 <= key < len(class_names):
+            label = key
+        elif key in class_names:
+            label = list(class_names).index(key)
+        else:
+            raise ValueError(f'{path}: label_colors key {key!r} is not a class name, a class '
+                             f'id or "ignore"; classes: {list(class_names)}')
+        colour = _colour(value, f'{path}: label_colors[{key!r}]')
+        if colour in table and table[colour] != label:
+            raise ValueError(f'{path}: label_colors gives colour {list(colour)} to two classes')
+        table[colour] = label
+    return table
+
+
+def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
+    """Read ``classes.yaml`` / ``classes.yml`` / ``classes.json`` of a generic folder.
+
+    ``thermal_colormap`` is stored in ``info.aux_ranges`` (so it reaches every
+    ``aux_to_unit`` call and the checkpoint meta); ``label_colors`` is read by
+    :func:`parse_label_colors` in :class:`FolderDataset`.
+
+    Raises:
+        FileNotFoundError: None of the files exists.
+        ValueError: Unparsable file, missing/unknown keys or bad values (message names the
+            file and key).
+    """
+    candidates = [root / 'classes.yaml', root / 'classes.yml', root / 'classes.json']
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(
+            f'missing class file; tried: {", ".join(str(p) for p in candidates)}')
+    try:
+        text = path.read_text()
+        spec: Any = json.loads(text) if path.suffix == '.json' else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f'cannot parse {path}: {exc}') from exc
+    if not isinstance(spec, dict):
+        raise ValueError(f'{path} must hold a mapping with keys {", ".join(_CLASSES_KEYS)}')
+    unknown = sorted(set(spec) - set(_CLASSES_KEYS))
+    if unknown:
+        raise ValueError(f'{path}: unknown keys {unknown}; valid: {", ".join(_CLASSES_KEYS)}')
+    for key in ('class_names', 'aux_modality'):
+        if key not in spec:
+            raise ValueError(f'{path}: missing required key {key!r}')
+    names = spec['class_names']
+    if not isinstance(names, list) or not names:
+        raise ValueError(f'{path}: class_names must be a non-empty list')
+    if spec['aux_modality'] not in AUX_MODALITIES:
+        raise ValueError(
+            f'{path}: aux_modality {spec["aux_modality"]!r} not one of '
+            f'{", ".join(AUX_MODALITIES)}')
+    palette = spec.get('palette')
+    palette = voc_palette(len(names)) if palette is None else np.asarray(palette)
+    aux_ranges: Dict[str, Any] = dict(spec.get('aux_ranges') or {})
+    if not isinstance(spec.get('aux_ranges') or {}, dict):
+        raise ValueError(f'{path}: aux_ranges must be a mapping')
+    colormap = spec.get('thermal_colormap')
+    if colormap:
+        if spec['aux_modality'] != 'thermal':
+            raise ValueError(f'{path}: thermal_colormap is only for aux_modality thermal')
+        try:
+            aux_ranges['thermal_colormap'] = check_colormap_spec(str(colormap))
+        except ValueError as exc:
+            raise ValueError(f'{path}: {exc}') from exc
+    background = spec.get('background')
+    if background is not None and not isinstance(background, str):
+        raise ValueError(f'{path}: background must be a class name or "" (none)')
+    try:
+        info = DatasetInfo(str(spec.get('name', root.name)), tuple(names), palette,
+                           int(spec.get('ignore_index', IGNORE_INDEX)), spec['aux_modality'],
+                           aux_ranges=aux_ranges, background=background)
+    except ValueError as exc:
+        raise ValueError(f'{path}: {exc}') from exc
+    return info, path

@@ -1,7 +1,7 @@
 """``build_dataset``: one entry point from a config to a dataset object."""
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Type, Union
+from typing import Any, Dict, Optional, Sequence, Type, Union
 
 from smmcl_core.data.datasets import (FolderDataset, LLRGBDDataset, MFNetDataset,
                                       NYUDv2Dataset, RGBXDataset)
@@ -27,6 +27,21 @@ _MODALITIES = {
 def default_modality(name: str) -> str:
     """The aux modality ``name`` serves when none is asked for ('' for ``folder``)."""
     return _MODALITIES.get(name, ('',))[0]
+
+
+def config_options(name: str, data: Any, train: bool) -> Dict[str, Any]:
+    """Options dataset ``name`` takes from an experiment's ``data`` config section.
+
+    SYNTHETIC scenes take their length and size; datasets serving depth take
+    ``data.max_depth_m`` (a ``folder`` dataset states its own depth range in classes.yaml).
+    """
+    options: Dict[str, Any] = {}
+    if name == 'synthetic':
+        options.update(length=data.synthetic_train if train else data.synthetic_val,
+                       height=data.synthetic_size[0], width=data.synthetic_size[1])
+    if name != 'folder' and (data.aux_modality or default_modality(name)) == 'depth':
+        options['aux_ranges'] = {'depth_max_m': float(data.max_depth_m)}
+    return options
 
 
 def build_dataset(name: str, root: Optional[Union[str, Path]], split: str,

@@ -1,7 +1,8 @@
 """The one place raw images become network input.
 
 Shared by the datasets, ``Segmenter``, the ROS node and the bag tools, so that training and
-deployment see identical numbers.
+deployment see identical numbers. numpy only: :func:`to_input_arrays` gives the ``(3,H,W)``
+float32 arrays, :func:`smmcl_core.data.tensors.to_input_tensors` the same as torch tensors.
 
 Raw auxiliary encodings understood by :func:`aux_to_unit` (dispatch on dtype and channels):
 
@@ -47,7 +48,6 @@ them gets the defaults, i.e. the behaviour above):
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from smmcl_core.data.thermal import color_thermal_to_intensity
 
@@ -60,12 +60,12 @@ DEFAULT_DEPTH_MAX_M = 10.0
 DEFAULT_THERMAL_PERCENTILES = (1.0, 99.0)
 
 CHANNEL_ORDERS: Tuple[str, ...] = ('rgb', 'bgr')
-AUX_ENCODINGS: Tuple[str, ...] = ('unit', 'imread_grayscale')
+AUX_ENCODING_CONVENTIONS: Tuple[str, ...] = ('unit', 'imread_grayscale')
 # Meta key -> (default, valid values). The defaults are what checkpoints without the keys
 # (everything trained by this package) have always meant.
 CONVENTIONS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     'channel_order': ('rgb', CHANNEL_ORDERS),
-    'aux_encoding': ('unit', AUX_ENCODINGS),
+    'aux_encoding': ('unit', AUX_ENCODING_CONVENTIONS),
 }
 
 
@@ -236,8 +236,9 @@ def aux_to_unit(aux: np.ndarray, modality: str, *, encoding: str = 'unit',
         ValueError: Unknown modality, or an encoding (dtype/shape) it cannot interpret.
     """
     aux = np.asarray(aux)
-    if encoding not in AUX_ENCODINGS:
-        raise ValueError(f'unknown aux encoding {encoding!r}; valid: {", ".join(AUX_ENCODINGS)}')
+    if encoding not in AUX_ENCODING_CONVENTIONS:
+        raise ValueError(f'unknown aux encoding {encoding!r}; valid: '
+                         f'{", ".join(AUX_ENCODING_CONVENTIONS)}')
     if encoding == 'imread_grayscale' and modality in ('depth', 'thermal'):
         return _imread_grayscale_to_unit(aux, modality)
     if modality == 'depth':
@@ -277,8 +278,8 @@ def normalize_unit(unit: np.ndarray, mean: Sequence[float], std: Sequence[float]
 
 
 def normalize_to_chw(unit: np.ndarray, mean: Sequence[float], std: Sequence[float]
-                     ) -> torch.Tensor:
-    """:func:`normalize_unit` + :func:`hwc_to_tensor` in one pass, for the per-frame path.
+                     ) -> np.ndarray:
+    """:func:`normalize_unit` + HWC -> CHW in one pass, for the per-frame path.
 
     Args:
         unit: float32 ``(H,W,C)`` image in [0, 1], or ``(H,W)`` (replicated to every channel,
@@ -287,7 +288,7 @@ def normalize_to_chw(unit: np.ndarray, mean: Sequence[float], std: Sequence[floa
         std: Per-channel std (C values).
 
     Returns:
-        Contiguous ``(C,H,W)`` float32 tensor, bit-identical to the three-step path but
+        Contiguous ``(C,H,W)`` float32 array, bit-identical to the three-step path but
         written straight into one buffer instead of four intermediate copies.
     """
     out = np.empty((len(mean),) + unit.shape[:2], np.float32)  # (C,H,W)
@@ -295,19 +296,14 @@ def normalize_to_chw(unit: np.ndarray, mean: Sequence[float], std: Sequence[floa
         plane = unit if unit.ndim == 2 else unit[:, :, c]
         np.subtract(plane, np.float32(m), out=out[c])
         out[c] /= np.float32(s)
-    return torch.from_numpy(out)
+    return out
 
 
-def hwc_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H,W,C) float numpy -> contiguous (C,H,W) float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), np.float32))
-
-
-def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
-                     mean: Sequence[float] = IMAGENET_MEAN,
-                     std: Sequence[float] = IMAGENET_STD, *,
-                     channel_order: str = 'rgb', aux_encoding: str = 'unit',
-                     **ranges) -> Tuple[torch.Tensor, torch.Tensor]:
+def to_input_arrays(rgb: np.ndarray, aux: np.ndarray, modality: str,
+                    mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD, *,
+                    channel_order: str = 'rgb', aux_encoding: str = 'unit',
+                    **ranges) -> Tuple[np.ndarray, np.ndarray]:
     """Turn one raw RGB + aux pair into normalised network inputs (no batch dimension).
 
     Args:
@@ -323,7 +319,7 @@ def to_input_tensors(rgb: np.ndarray, aux: np.ndarray, modality: str,
             ``thermal_colormap`` for :func:`aux_to_unit`.
 
     Returns:
-        ``(rgb (3,H,W), aux (3,H,W))`` float32 tensors.
+        ``(rgb (3,H,W), aux (3,H,W))`` contiguous float32 arrays.
 
     Raises:
         ValueError: Unsupported encodings or mismatched image sizes.

@@ -82,7 +82,7 @@ def colormap_lut(name: str) -> np.ndarray:
     return lut
 
 
-def colorize(intensity: np.ndarray, name: str) -> np.ndarray:
+def apply_colormap(intensity: np.ndarray, name: str) -> np.ndarray:
     """Render ``uint8 (H,W)`` intensity through a map: ``uint8 (H,W,3)`` RGB."""
     return colormap_lut(name)[np.asarray(intensity, np.uint8)]
 

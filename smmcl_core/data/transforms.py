@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import torch
 
-from smmcl_core.data.preprocess import (aux_to_unit, hwc_to_tensor, IMAGENET_MEAN,
-                                        IMAGENET_STD, normalize_unit, rgb_to_unit,
-                                        to_input_tensors, unit_to_three_channels)
+from smmcl_core.data.preprocess import (aux_to_unit, IMAGENET_MEAN, IMAGENET_STD,
+                                        normalize_unit, rgb_to_unit, unit_to_three_channels)
 from smmcl_core.data.resize import check_resize, resize_inputs, resize_sample
+from smmcl_core.data.tensors import hwc_to_tensor, to_input_tensors
 
 RELEASED_SCALES: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 

@@ -1,17 +1,21 @@
 """Inference engines behind ``Segmenter``: one explicit table, each runtime imported lazily.
 
-``torch`` runs the network eagerly (no export). The others run the ONNX graph that
-``smmcl-export`` writes, exported once per checkpoint and cached (``smmcl_core.engines.cache``):
+``torch`` (:class:`~smmcl_core.engines.torch_engine.TorchEngine`) runs the network eagerly (no
+export). The others run the ONNX graph that ``smmcl-export`` writes, exported once per
+checkpoint and cached (``smmcl_core.engines.cache``). :func:`engine_from_checkpoint`
+(``engines.load``) builds any of them from a checkpoint:
 
 ============  ======  =================  ====================  ==================
 backend       device  precisions         pip extra             runtime module
 ============  ======  =================  ====================  ==================
+torch         any     fp32, fp16, bf16   (always installed)    torch [2]
 openvino      CPU     fp32, bf16 [1]     ``smmcl_ros[openvino]``     openvino
 onnxruntime   CPU     fp32               ``smmcl_ros[onnxruntime]``  onnxruntime
 tensorrt      CUDA    fp32, fp16         ``smmcl_ros[tensorrt]``     tensorrt
 ============  ======  =================  ====================  ==================
 
 [1] bf16 where the CPU has native bf16 (AVX512-BF16 or AMX).
+[2] fp16 / bf16 as CUDA autocast; on CPU they fall back to fp32 with a warning.
 
 ``auto`` picks the first usable entry of :data:`AUTO_ORDER` for the device: on CPU OpenVINO,
 then ONNX Runtime, then torch; on CUDA TensorRT, then torch. An engine that cannot run the
@@ -33,7 +37,7 @@ import torch
 from smmcl_core.engines.base import Engine, EngineUnavailableError
 
 __all__ = ['AUTO_ORDER', 'BACKENDS', 'ENGINES', 'Engine', 'EngineSpec', 'EngineUnavailableError',
-           'available', 'create_engine', 'resolve_backend']
+           'ONNX_ENGINES', 'PRECISIONS', 'available', 'create_engine', 'resolve_backend']
 
 
 @dataclass(frozen=True)
@@ -44,13 +48,16 @@ class EngineSpec:
     cls: str  # class name
     runtime: str  # third-party module that must be importable
     extra: str  # pip extra that installs it
-    device: str  # 'cpu' or 'cuda'
+    device: str  # 'cpu', 'cuda' or 'any'
     precisions: Tuple[str, ...]
     # 'function' in ``module`` returning why a listed precision cannot run here, or None.
     precision_check: Optional[str] = None
+    onnx: bool = True  # runs the exported ONNX graph (False: the torch network itself)
 
 
 ENGINES: Dict[str, EngineSpec] = {
+    'torch': EngineSpec('smmcl_core.engines.torch_engine', 'TorchEngine', 'torch', '', 'any',
+                        ('fp32', 'fp16', 'bf16'), onnx=False),
     'openvino': EngineSpec('smmcl_core.engines.openvino_engine', 'OpenVINOEngine', 'openvino',
                            'openvino', 'cpu', ('fp32', 'bf16'), 'supported_precision'),
     'onnxruntime': EngineSpec('smmcl_core.engines.onnxruntime_engine', 'OnnxRuntimeEngine',
@@ -58,7 +65,10 @@ ENGINES: Dict[str, EngineSpec] = {
     'tensorrt': EngineSpec('smmcl_core.engines.tensorrt_engine', 'TensorRTEngine', 'tensorrt',
                            'tensorrt', 'cuda', ('fp32', 'fp16')),
 }
-BACKENDS: Tuple[str, ...] = ('auto', 'torch') + tuple(ENGINES)
+BACKENDS: Tuple[str, ...] = ('auto',) + tuple(ENGINES)
+ONNX_ENGINES: Tuple[str, ...] = tuple(name for name, spec in ENGINES.items() if spec.onnx)
+#: Every precision some engine runs (the ``--precision`` choices).
+PRECISIONS: Tuple[str, ...] = ENGINES['torch'].precisions
 AUTO_ORDER: Dict[str, Tuple[str, ...]] = {
     'cpu': ('openvino', 'onnxruntime', 'torch'),
     'cuda': ('tensorrt', 'torch'),
@@ -67,15 +77,13 @@ AUTO_ORDER: Dict[str, Tuple[str, ...]] = {
 
 def available(name: str) -> bool:
     """Whether the runtime of engine ``name`` is installed (``torch`` always is)."""
-    if name == 'torch':
-        return True
     return importlib.util.find_spec(ENGINES[name].runtime) is not None
 
 
 def _unusable(name: str, device: torch.device, precision: str) -> Optional[str]:
     """Why engine ``name`` cannot serve (device, precision) here, or None."""
     spec = ENGINES[name]
-    if device.type != spec.device:
+    if spec.device != 'any' and device.type != spec.device:
         return f"backend {name!r} runs on {spec.device.upper()}, not on device '{device}'"
     if not available(name):
         return (f'backend {name!r} needs the {spec.runtime!r} package, which is not '
@@ -110,11 +118,11 @@ def resolve_backend(backend: str, device: torch.device, precision: str = 'fp32',
     if backend not in BACKENDS:
         raise ValueError(f'unknown backend {backend!r}; valid: {", ".join(BACKENDS)}')
     device = torch.device(device)
-    if backend == 'torch':
+    if backend != 'auto' and not ENGINES[backend].onnx:
         if onnx_only:
-            raise ValueError("backend 'torch' runs checkpoints (.pth), not ONNX files; use "
-                             f'one of {", ".join(ENGINES)} or auto')
-        return 'torch'
+            raise ValueError(f'backend {backend!r} runs checkpoints (.pth), not ONNX files; '
+                             f'use one of {", ".join(ONNX_ENGINES)} or auto')
+        return backend  # torch: half precisions fall back to fp32 off CUDA (with a warning)
     if backend != 'auto':
         reason = _unusable(backend, device, precision)
         if reason is not None:
@@ -122,9 +130,9 @@ def resolve_backend(backend: str, device: torch.device, precision: str = 'fp32',
         return backend
     reasons = []
     for name in AUTO_ORDER.get(device.type, ('torch',)):
-        if name == 'torch':
+        if not ENGINES[name].onnx:
             if not onnx_only:
-                return 'torch'
+                return name
             continue
         reason = _unusable(name, device, precision)
         if reason is None:
@@ -136,10 +144,16 @@ def resolve_backend(backend: str, device: torch.device, precision: str = 'fp32',
 def create_engine(name: str, onnx_path: Union[str, os.PathLike], device: torch.device,
                   precision: str, num_classes: int,
                   cache_dir: Optional[Union[str, os.PathLike]] = None) -> Engine:
-    """Build engine ``name`` (already checked by :func:`resolve_backend`) on ``onnx_path``."""
+    """Build ONNX engine ``name`` (checked by :func:`resolve_backend`) on ``onnx_path``.
+
+    The torch engine wraps a network instead: ``TorchEngine(network, ...)`` or
+    ``engines.load.engine_from_checkpoint``.
+    """
     from smmcl_core.engines.cache import resolve_cache_dir
 
     spec = ENGINES[name]
+    if not spec.onnx:
+        raise ValueError(f'backend {name!r} runs a network, not an ONNX file')
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     return cls(Path(onnx_path), precision, torch.device(device), num_classes,
                cache_dir=resolve_cache_dir(cache_dir))

@@ -4,7 +4,8 @@ An engine runs the ONNX graph that ``smmcl-export`` writes (see ``smmcl_core.eng
 in another runtime. It consumes the tensors ``Segmenter.preprocess`` already made (so every
 input convention of ``smmcl_core.data.preprocess`` reaches it unchanged) and is called like
 the torch network, so ``smmcl_core.inference.predict_logits`` (padding, sliding windows,
-multi-scale, flip) and ``smmcl_core.engine.evaluate`` work with it as they do with the model.
+multi-scale, flip) and ``smmcl_core.training.loop.evaluate`` work with it as they do with the
+model. ``TorchEngine`` (``torch_engine``) is the network itself behind the same interface.
 
 It is an ``nn.Module`` without parameters only so that code written for the network
 (``.eval()``, ``.train(mode)``, ``.training``) accepts it.
@@ -39,6 +40,7 @@ class Engine(nn.Module):
     #: ``(H, W)`` of a graph exported without dynamic height and width, else None.
     static_hw: Optional[Tuple[int, int]] = None
     path = None  # the ONNX file it runs
+    memory_format = torch.contiguous_format  # of the inputs it wants
 
     def __init__(self, precision: str, device: torch.device, num_classes: int) -> None:
         super().__init__()
@@ -64,6 +66,11 @@ class Engine(nn.Module):
             aux = aux.expand(-1, 3, -1, -1)
         logits = self.run(_to_numpy(rgb), _to_numpy(aux))  # (B,K,H,W)
         return torch.from_numpy(logits).to(self.device)
+
+    @property
+    def network(self) -> nn.Module:
+        """What runs the logits: the engine itself here, the torch network for TorchEngine."""
+        return self
 
     def describe(self) -> str:
         """One line for logs: engine, precision, device and engine-specific details."""

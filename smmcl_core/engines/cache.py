@@ -23,10 +23,13 @@ import json
 import logging
 import os
 from pathlib import Path
-import tempfile
 from typing import Any, Callable, Dict, Optional, Union
 
-from smmcl_core.engines.graph import GRAPH_VERSION, MIN_OPSET
+from smmcl_core.checkpoint import load_checkpoint
+from smmcl_core.engines.graph import (example_inputs, GRAPH_VERSION, InferenceGraph,
+                                      MIN_OPSET, write_onnx)
+from smmcl_core.models.loading import model_from_state
+from smmcl_core.utils.files import atomic_write, sha256_file
 
 LOG = logging.getLogger(__name__)
 CACHE_ENV = 'SMMCL_CACHE_DIR'
@@ -47,13 +50,8 @@ def resolve_cache_dir(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Pa
     return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
 
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """Hex SHA-256 of a file's bytes (read in 4 MiB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 22), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+# The engines' name for the one file hash (tensorrt_engine imports it from here).
+file_sha256 = sha256_file
 
 
 def graph_key(checkpoint_sha256: str, engine: str, opset: int = MIN_OPSET,
@@ -66,22 +64,6 @@ def graph_key(checkpoint_sha256: str, engine: str, opset: int = MIN_OPSET,
 def _key_id(key: Dict[str, Any]) -> str:
     text = json.dumps(key, sort_keys=True).encode()
     return hashlib.sha256(text).hexdigest()[:20]
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _valid(path: Path, manifest_path: Path, key: Dict[str, Any]) -> Optional[str]:
@@ -134,8 +116,6 @@ def cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
     Returns:
         Path of the verified ONNX file.
     """
-    from smmcl_core.checkpoint import load_checkpoint
-
     checkpoint = Path(checkpoint)
     digest = file_sha256(checkpoint)
     key = graph_key(digest, engine, opset)
@@ -145,15 +125,7 @@ def cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
     path = resolve_cache_dir(cache_dir) / 'graphs' / f'{meta["preset"]}-{_key_id(key)}.onnx'
 
     def build(tmp: Path) -> None:
-        from smmcl_core.engines.graph import example_inputs, InferenceGraph, write_onnx
-        from smmcl_core.models import create_model
-
-        model = create_model(meta['preset'], int(meta['num_classes']))
-        try:
-            model.load_state_dict(state['model'])
-        except RuntimeError as exc:
-            raise RuntimeError(f'checkpoint {checkpoint}: weights do not match preset '
-                               f"{meta['preset']!r}: {exc}") from exc
+        model = model_from_state(state, checkpoint)
         LOG.info('exporting %s to %s (once; cached for later runs)', checkpoint, path)
         write_onnx(InferenceGraph(model), example_inputs(1, *TRACE_HW), tmp, meta, opset,
                    dynamic_hw=True, graph_info={'checkpoint_sha256': digest})

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from smmcl_core.models.encoder import StagedEncoder
 from smmcl_core.models.init import drop_path_schedule, init_segformer_style
+from smmcl_core.models.layers import DWConv, nchw_to_tokens, OverlapPatchEmbed, tokens_to_nchw
 
 # name -> (dims, depths, default drop path); heads (1,2,5,8), sr (8,4,2,1), mlp ratio 4 for all.
 MIT_VARIANTS = {
@@ -29,35 +30,6 @@ MIT_HEADS = (1, 2, 5, 8)
 MIT_SR_RATIOS = (8, 4, 2, 1)
 MIT_MLP_RATIO = 4
 LN_EPS = 1e-6
-
-
-def tokens_to_nchw(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(B, N, C) -> (B, C, H, W), a channels_last view of the same memory.
-
-    transpose + reshape rather than ``unflatten``: the ONNX exporter folds ``unflatten``'s
-    sizes into constants, which bakes the example batch into the graph.
-    """
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
-
-
-def nchw_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, N, C); a view when x is channels_last."""
-    return x.flatten(2).transpose(1, 2)
-
-
-class OverlapPatchEmbed(nn.Module):
-    """Overlapping strided conv followed by LayerNorm on tokens."""
-
-    def __init__(self, in_chans: int, dim: int, patch_size: int, stride: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, patch_size, stride, patch_size // 2)
-        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
-
-    def forward(self, x: torch.Tensor) -> tuple:
-        """(B, Cin, H, W) -> tokens (B, N, C), h, w."""
-        x = self.proj(x)
-        h, w = x.shape[2:]
-        return self.norm(nchw_to_tokens(x)), h, w
 
 
 class EfficientAttention(nn.Module):
@@ -94,18 +66,6 @@ class EfficientAttention(nn.Module):
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
 
 
-class DWConv(nn.Module):
-    """3x3 depthwise conv on tokens (key ``dwconv.dwconv`` as in the official file)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
-
-    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Tokens (B, N, C) -> (B, N, C)."""
-        return nchw_to_tokens(self.dwconv(tokens_to_nchw(x, h, w)))
-
-
 class MixFFN(nn.Module):
     """Linear, depthwise 3x3, GELU, linear."""
 
@@ -119,7 +79,9 @@ class MixFFN(nn.Module):
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Tokens (B, N, C) -> (B, N, C)."""
-        x = self.drop(self.act(self.dwconv(self.fc1(x), h, w)))  # (B, N, hidden)
+        x = self.fc1(x)  # (B, N, hidden)
+        x = nchw_to_tokens(self.dwconv(tokens_to_nchw(x, h, w)))
+        x = self.drop(self.act(x))
         return self.drop(self.fc2(x))
 
 
@@ -152,7 +114,9 @@ class MiTStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Cin, H, W) -> (B, C, H/s, W/s) (channels_last strides)."""
-        x, h, w = self.patch_embed(x)  # (B, N, C)
+        x = self.patch_embed(x)  # (B, C, h, w), a channels_last view of the tokens
+        h, w = x.shape[2:]
+        x = nchw_to_tokens(x)  # (B, N, C)
         for blk in self.blocks:
             x = blk(x, h, w)
         return tokens_to_nchw(self.norm(x), h, w)
@@ -180,8 +144,8 @@ class MiT(StagedEncoder):
         stages = []
         cur = 0
         for i, (dim, depth) in enumerate(zip(dims, depths)):
-            embed = (OverlapPatchEmbed(in_chans, dim, 7, 4) if i == 0
-                     else OverlapPatchEmbed(dims[i - 1], dim, 3, 2))
+            embed = (OverlapPatchEmbed(in_chans, dim, 7, 4, 'layer', LN_EPS) if i == 0
+                     else OverlapPatchEmbed(dims[i - 1], dim, 3, 2, 'layer', LN_EPS))
             blocks = [MiTBlock(dim, MIT_HEADS[i], MIT_SR_RATIOS[i], drop_rate, dpr[cur + j])
                       for j in range(depth)]
             stages.append(MiTStage(embed, blocks, dim))

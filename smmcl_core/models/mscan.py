@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from smmcl_core.models.encoder import StagedEncoder
 from smmcl_core.models.init import drop_path_schedule, init_segformer_style
+from smmcl_core.models.layers import DWConv, OverlapPatchEmbed
 
 # name -> (dims, depths, mlp_ratios, default drop path); B uses 0.2 as the released code.
 MSCAN_VARIANTS = {
@@ -35,31 +36,6 @@ class StemConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Cin, H, W) -> (B, C, H/4, W/4)."""
         return self.proj(x)
-
-
-class OverlapPatchEmbed(nn.Module):
-    """Stride-2 3x3 conv downsampling followed by BN."""
-
-    def __init__(self, in_chans: int, dim: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, 3, 2, 1)
-        self.norm = nn.BatchNorm2d(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, Cin, H, W) -> (B, C, H/2, W/2)."""
-        return self.norm(self.proj(x))
-
-
-class DWConv(nn.Module):
-    """3x3 depthwise conv (wrapped so the key is ``dwconv.dwconv`` as in the official file)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Depthwise 3x3, shape preserving."""
-        return self.dwconv(x)
 
 
 class ConvMlp(nn.Module):

@@ -20,6 +20,7 @@ import torch.nn as nn
 from smmcl_core.models.mit import MiT
 from smmcl_core.models.mscan import MSCAN
 from smmcl_core.models.resnet import build_timm_resnet, ResNetEncoder
+from smmcl_core.utils.torch_load import load_weights_only
 
 _TRANSFORMER_KEY = re.compile(r'^(patch_embed|block|norm)([1-4])\.(.+)$')
 _LOCAL_TRANSFORMER_KEY = re.compile(r'^stages\.([0-3])\.(patch_embed|blocks|norm)\.(.+)$')
@@ -87,7 +88,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'pretrained weights file not found: {path}')
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    obj = load_weights_only(path, PretrainedMismatchError, 'pretrained weights')
     for wrapper in ('state_dict', 'model'):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]

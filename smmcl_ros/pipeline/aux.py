@@ -83,18 +83,14 @@ def resize_nearest(aux: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def make_hha_encoder(gravity_smoothing: float, device: Any = None) -> Any:
     """The live HHA encoder (``smmcl_core``), on ``device`` when it is a CUDA device."""
-    try:
-        from smmcl_core.data.hha import HHAEncoder
-    except ImportError:  # main before the hha package: the encoder lives in hha_live
-        from smmcl_core.data.hha_live import HHAEncoder
+    from smmcl_core.data.hha import HHAEncoder
+
     return HHAEncoder(gravity_smoothing, device if str(device).startswith('cuda') else None)
 
 
 def _missing_depth_hha(height: int, width: int) -> np.ndarray:
-    try:
-        from smmcl_core.data.hha import missing_depth_hha
-    except ImportError:
-        from smmcl_core.data.hha_live import missing_depth_hha
+    from smmcl_core.data.hha import missing_depth_hha
+
     return missing_depth_hha(height, width)
 
 

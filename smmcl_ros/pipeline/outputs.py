@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from smmcl_core.visualize import colorize, overlay
+from smmcl_core.visualize import colorize_labels, overlay
 from smmcl_ros.pipeline.aux import PreparedAux
 from smmcl_ros.pipeline.frame import Frame
 
@@ -73,7 +73,7 @@ def _confidence(outputs: Outputs) -> np.ndarray:
 # name -> compute(outputs); image outputs are (H,W) or (H,W,3) arrays at RGB size.
 OUTPUTS: Dict[str, Callable[[Outputs], Any]] = {
     'mask': lambda o: o.result.labels,  # uint8 (H,W)
-    'color': lambda o: colorize(o.result.labels, o.palette),  # uint8 (H,W,3)
+    'color': lambda o: colorize_labels(o.result.labels, o.palette),  # uint8 (H,W,3)
     'overlay': lambda o: overlay(o.result.frame.rgb, o.get('color'), o.overlay_alpha),
     'confidence': _confidence,  # float32 (H,W)
 }

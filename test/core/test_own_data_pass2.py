@@ -23,7 +23,7 @@ from smmcl_core.data.io import read_label, read_raw
 from smmcl_core.data.label_colors import LabelColorTable
 from smmcl_core.data.preprocess import aux_to_unit
 from smmcl_core.data.resize import check_resize, target_size
-from smmcl_core.data.thermal import colorize, colormap_lut, COLORMAPS, MISMATCH_DISTANCE
+from smmcl_core.data.thermal import apply_colormap, colormap_lut, COLORMAPS, MISMATCH_DISTANCE
 from smmcl_core.data.thermal_fit import fit_folder
 from smmcl_core.models import create_model
 from smmcl_core.segmenter import Segmenter
@@ -88,7 +88,7 @@ def test_auto_picks_the_map_the_files_were_rendered_with(tmp_path):
     assert np.abs(unit * 255 - msrs_thermal(name)).mean() < 4  # intensity, not luminance
     # The fit follows the files: re-rendered with jet, a new fit in the same process.
     for path in sorted((root / 'aux').iterdir()):
-        write_jpeg(path, colorize(msrs_thermal(path.stem), 'jet'))
+        write_jpeg(path, apply_colormap(msrs_thermal(path.stem), 'jet'))
     assert fit_folder(root / 'aux').name == 'jet'
 
 

@@ -4,7 +4,7 @@ Real rclpy, the node in its own process with DEFAULT parameters (only the checkp
 seeded, untrained ``smmcl_mit_b0`` whose meta says ``aux_modality: hha``), a reliable camera
 driver publishing 640x480 depth and camera_info from this process, a default-QoS viewer. The
 masks must equal ``Segmenter.predict`` on the HHA that
-:class:`~smmcl_core.data.hha_live.HHAEncoder` makes of the same depth and intrinsics.
+:class:`~smmcl_core.data.hha.HHAEncoder` makes of the same depth and intrinsics.
 """
 
 import numpy as np
@@ -41,7 +41,7 @@ def _mask(msg) -> np.ndarray:
 
 
 def _expected(segmenter, rgb, depth, K):
-    from smmcl_core.data.hha_live import HHAEncoder
+    from smmcl_core.data.hha import HHAEncoder
 
     return segmenter.predict(rgb, HHAEncoder().encode(depth, K))
 

@@ -44,14 +44,16 @@ Conventions:
   camera's own height.
 - ``K`` is the 3x3 pinhole matrix in the ROS/OpenCV convention: pixel ``(u, v)`` counted from
   0. MATLAB calibrations count from 1: subtract 1 from their ``cx, cy``
-  (:data:`NYU_DEPTH_V2_K` is the NYUv2 colour camera converted this way).
+  (``intrinsics.NYU_DEPTH_V2_K`` is the NYUv2 colour camera converted this way).
 - The result is ``uint8 (H,W,3)`` with channels (disparity, height, angle): the order
   ``smmcl_core.data.io.read_aux(path, 'hha')`` returns for an HHA PNG (file R, G, B), so a
   live encoding equals what a model trained on HHA files read. Write it with
   :func:`write_hha` (OpenCV wants BGR).
-- torch tensors (CPU or CUDA) go through :mod:`smmcl_core.data.hha_torch` and stay on their
-  device; numpy arrays are encoded with OpenCV on the CPU.
+- This module is the numpy + OpenCV path (CPU). :mod:`smmcl_core.data.hha.torch_encode`
+  computes the same with torch on a tensor's device; :func:`smmcl_core.data.hha.depth_to_hha`
+  picks between them by the input's type.
 """
+
 
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
@@ -59,12 +61,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-# The NYU Depth v2 colour camera (Silberman et al.; the intrinsics NYUDv2 HHA files were
-# made with), principal point converted from MATLAB's 1-based to 0-based pixels. 640x480.
-NYU_DEPTH_V2_K = np.array([[518.85790117450188, 0.0, 325.58244941119034 - 1.0],
-                           [0.0, 519.46961112127485, 253.73616633400465 - 1.0],
-                           [0.0, 0.0, 1.0]])
-NYU_DEPTH_V2_SIZE = (480, 640)  # (height, width) the NYU intrinsics belong to
+from smmcl_core.data.hha.intrinsics import check_intrinsics
 
 NORMAL_RADIUS = 3  # window radius of the normals in the angle channel (7x7)
 GRAVITY_RADIUS = 10  # window radius of the normals that estimate gravity (21x21)
@@ -79,54 +76,6 @@ LOW_FLOOR_CM = -90.0  # lowest point above this (cm below the camera) -> assume 
 DEFAULT_FLOOR_CM = -130.0  # ... the floor 1.3 m below the camera
 ROTATION_EPS_DEG = 0.1  # getRMatrix: smaller rotations are the identity
 
-ArrayLike = Union[np.ndarray, Any]  # numpy array or torch tensor
-
-
-def camera_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """3x3 pinhole matrix (0-based pixel coordinates, as ``sensor_msgs/CameraInfo.k``)."""
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], np.float64)
-
-
-def scale_intrinsics(K: Sequence[Sequence[float]], from_size: Tuple[int, int],
-                     to_size: Tuple[int, int]) -> np.ndarray:
-    """``K`` of a camera at ``from_size = (H, W)`` for the image resized to ``to_size``.
-
-    Pixel centres map as ``u' = (u + 0.5) * W'/W - 0.5`` (OpenCV ``resize``), so focal
-    lengths scale with the size ratio and the principal point moves with the centres.
-    """
-    K = check_intrinsics(K)
-    sy, sx = to_size[0] / from_size[0], to_size[1] / from_size[1]
-    return camera_matrix(K[0, 0] * sx, K[1, 1] * sy, (K[0, 2] + 0.5) * sx - 0.5,
-                         (K[1, 2] + 0.5) * sy - 0.5)
-
-
-def nyu_intrinsics(height: int = NYU_DEPTH_V2_SIZE[0],
-                   width: int = NYU_DEPTH_V2_SIZE[1]) -> np.ndarray:
-    """:data:`NYU_DEPTH_V2_K` for NYU frames resized to ``height x width``."""
-    return scale_intrinsics(NYU_DEPTH_V2_K, NYU_DEPTH_V2_SIZE, (height, width))
-
-
-def check_intrinsics(K: Any) -> np.ndarray:
-    """Return ``K`` as a float64 3x3 array, or raise ``ValueError`` saying what is wrong.
-
-    Accepts a 3x3 nested sequence/array or the 9 row-major values of ``CameraInfo.k``.
-    """
-    try:
-        arr = np.asarray(K, np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f'intrinsics are not numeric: {exc}') from exc
-    if arr.shape == (9,):
-        arr = arr.reshape(3, 3)
-    if arr.shape != (3, 3):
-        raise ValueError(f'intrinsics must be a 3x3 matrix (or 9 values), got shape '
-                         f'{arr.shape}')
-    if not np.isfinite(arr).all():
-        raise ValueError('intrinsics contain NaN or inf')
-    if not (arr[0, 0] > 0 and arr[1, 1] > 0):
-        raise ValueError(f'intrinsics need positive focal lengths, got fx={arr[0, 0]}, '
-                         f'fy={arr[1, 1]}')
-    return arr
-
 
 def _check_depth(depth: np.ndarray, name: str = 'depth') -> np.ndarray:
     if depth.ndim == 3 and depth.shape[2] == 1:
@@ -138,38 +87,15 @@ def _check_depth(depth: np.ndarray, name: str = 'depth') -> np.ndarray:
     return depth
 
 
-def depth_to_hha(depth: ArrayLike, K: Any, raw_depth: Optional[ArrayLike] = None) -> ArrayLike:
-    """Encode one depth image as HHA, as the original MATLAB ``saveHHA`` does.
-
-    Args:
-        depth: ``(H,W)`` depth in metres (float; 0/NaN/inf/negative = missing), a numpy
-            array or a torch tensor (then computed with torch on its device).
-        K: 3x3 intrinsics of the depth image (0-based pixels; see the module docstring).
-        raw_depth: Optional sensor depth before hole filling, same size; its missing pixels
-            are left out of the normal fits.
-
-    Returns:
-        ``uint8 (H,W,3)`` (disparity, height, angle): numpy for numpy input, a tensor on the
-        input's device for tensor input.
-
-    Raises:
-        ValueError: Bad shapes, sizes or intrinsics (the message names which).
-    """
-    if type(depth).__module__.startswith('torch'):
-        from smmcl_core.data.hha_torch import depth_to_hha_torch
-        return depth_to_hha_torch(depth, K, raw_depth)
-    return encode_hha(depth, K, raw_depth)[0]
-
-
 def encode_hha(depth: np.ndarray, K: Any, raw_depth: Optional[np.ndarray] = None,
                gravity_filter: Optional[Callable[[np.ndarray], np.ndarray]] = None
                ) -> Tuple[np.ndarray, np.ndarray]:
-    """:func:`depth_to_hha` on numpy, also returning the gravity direction it used.
+    """HHA of one depth image with numpy, also returning the gravity direction it used.
 
     Args:
         depth: ``(H,W)`` depth in metres.
         K: 3x3 intrinsics.
-        raw_depth: Optional raw depth (see :func:`depth_to_hha`).
+        raw_depth: Optional raw depth (see ``depth_to_hha``).
         gravity_filter: Called with this frame's gravity estimate (unit ``(3,)`` float64);
             its return value is used instead (e.g. ``GravitySmoother.update``).
 
@@ -256,7 +182,7 @@ def plane_normals(mask: np.ndarray, inv_depth: np.ndarray, K: np.ndarray, radius
     suspect = np.flatnonzero(det <= np.float32(1e-4) * bound)
     if suspect.size:
         s64 = [s.ravel()[suspect].astype(np.float64) for s in (s00, s10, s01, s20, s11, s02)]
-        degenerate = suspect[_determinant(*s64) == 0]
+        degenerate = suspect[determinant(*s64) == 0]
         for x in (x1, x2, x3):
             x.ravel()[degenerate] = 0.0
     # Back from window-centred pixel offsets to MATLAB's (x/z, y/z, 1) coordinates.
@@ -309,7 +235,7 @@ def adjugate_solve(s00, s10, s01, s20, s11, s02, t00, t10, t01):
     return (x1, x2, x3), (a, b, c)
 
 
-def _determinant(s00, s10, s01, s20, s11, s02):
+def determinant(s00, s10, s01, s20, s11, s02):
     """Determinant of the window's normal matrix [[s20 s11 s10] [s11 s02 s01] [s10 s01 s00]]."""
     return (s20 * (s02 * s00 - s01 * s01) + s11 * (s10 * s01 - s11 * s00)
             + s10 * (s11 * s01 - s10 * s02))
@@ -357,11 +283,11 @@ def estimate_gravity(normals: np.ndarray,
             np.less(sim, sin_t, out=wall)
             np.greater(sim, cos_t, out=floor)
             np.subtract(wall, floor, out=weight, dtype=np.float32)  # wall +1, floor -1
-            y = _min_eigenvector(products @ weight, y)
+            y = min_eigenvector(products @ weight, y)
     return y
 
 
-def _min_eigenvector(six: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def min_eigenvector(six: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """Eigenvector of the smallest eigenvalue of the symmetric matrix given by 6 entries."""
     s = six.astype(np.float64)
     scatter = np.array([[s[0], s[1], s[2]], [s[1], s[3], s[4]], [s[2], s[4], s[5]]])

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from smmcl_core.data import build_dataset, hha
-from smmcl_core.data.hha_live import HHAEncoder
+from smmcl_core.data.hha import HHAEncoder
 from smmcl_core.data.io import read_aux
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

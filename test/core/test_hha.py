@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from smmcl_core.data import hha
-from smmcl_core.data.hha_live import (depth_to_metres, GravitySmoother, HHAEncoder,
-                                      MISSING_DEPTH_HHA, missing_depth_hha)
+from smmcl_core.data.hha import (depth_to_metres, GravitySmoother, HHAEncoder,
+                                 MISSING_DEPTH_HHA, missing_depth_hha)
 from smmcl_core.data.io import read_aux
 
 # Mean absolute difference to the MATLAB HHA per channel (disparity, height, angle) reached
@@ -218,7 +218,7 @@ def test_bad_inputs_name_the_problem():
 
 def test_torch_path_matches_numpy(reference):
     torch = pytest.importorskip('torch')
-    from smmcl_core.data.hha_torch import encode_hha_torch
+    from smmcl_core.data.hha.torch_encode import encode_hha_torch
 
     depth, raw, _ = reference
     for raw_depth in (None, raw):

@@ -20,21 +20,22 @@ import yaml
 
 from smmcl_core.checkpoint import build_meta, load_checkpoint
 from smmcl_core.cli import evaluate as evaluate_cli
-from smmcl_core.cli.common import dataset_from_config, validation_plan
 from smmcl_core.config import load_config
 from smmcl_core.data import build_dataset
 from smmcl_core.data.classes import background_index
+from smmcl_core.data.experiment import dataset_from_config, validation_plan
 from smmcl_core.data.io import read_aux, read_label
-from smmcl_core.data.preprocess import aux_to_unit, to_input_tensors
+from smmcl_core.data.preprocess import aux_to_unit
 from smmcl_core.data.resize import resize_inputs
 from smmcl_core.data.splits import carve_validation
 from smmcl_core.data.synthetic import render_scene, SYNTHETIC_CLASSES, SYNTHETIC_PALETTE
-from smmcl_core.data.thermal import colorize, COLORMAPS, invert_colormap
-from smmcl_core.engine import evaluate
+from smmcl_core.data.tensors import to_input_tensors
+from smmcl_core.data.thermal import apply_colormap, COLORMAPS, invert_colormap
 from smmcl_core.models import create_model
 from smmcl_core.segmenter import Segmenter
+from smmcl_core.training.loop import evaluate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FOLDER_CPU = REPO / 'training' / 'configs' / 'folder_cpu.yaml'
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
@@ -60,7 +61,7 @@ def make_folder(root: Path, count: int = 12, size=(48, 64), colormap: str = 'inf
     for i, name in enumerate(names):
         rgb, thermal, label = render_scene(1000 + i, size[0], size[1], 'thermal')
         _write_rgb(root / 'rgb' / f'{name}.jpg' if i % 2 else root / 'rgb' / f'{name}.png', rgb)
-        _write_rgb(root / 'aux' / f'{name}.png', colorize(thermal, colormap))
+        _write_rgb(root / 'aux' / f'{name}.png', apply_colormap(thermal, colormap))
         _palette_png(root / 'label' / f'{name}.png', label, SYNTHETIC_PALETTE)
     spec = {'class_names': list(SYNTHETIC_CLASSES), 'aux_modality': 'thermal',
             'thermal_colormap': colormap, 'background': 'wall'}
@@ -109,7 +110,7 @@ def test_colour_labels_need_and_use_the_classes_yaml_table(tmp_path):
 def test_pseudo_colour_thermal_inverts_to_intensity(tmp_path, name):
     intensity = np.tile(np.arange(256, dtype=np.uint8), (4, 1))
     path = tmp_path / 't.png'
-    _write_rgb(path, colorize(intensity, name))
+    _write_rgb(path, apply_colormap(intensity, name))
     raw = read_aux(path, 'thermal')
     assert raw.shape == (4, 256, 3)  # RGB order kept for the inversion
     recovered, distance = invert_colormap(raw, name)
@@ -119,11 +120,11 @@ def test_pseudo_colour_thermal_inverts_to_intensity(tmp_path, name):
     unit = aux_to_unit(raw, 'thermal', thermal_colormap=name)
     np.testing.assert_allclose(unit, recovered / 255.0, atol=1e-6)
     # Rendered with another map: the distance says so.
-    assert invert_colormap(colorize(intensity, 'viridis'), name)[1] > 20
+    assert invert_colormap(apply_colormap(intensity, 'viridis'), name)[1] > 20
 
 
 def test_colour_thermal_without_a_map_falls_back_to_luminance_with_a_warning():
-    image = colorize(np.tile(np.arange(256, dtype=np.uint8), (2, 1)), 'jet')
+    image = apply_colormap(np.tile(np.arange(256, dtype=np.uint8), (2, 1)), 'jet')
     with pytest.warns(RuntimeWarning, match='thermal_colormap'):
         unit = aux_to_unit(image, 'thermal')
     expected = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) / 255.0
@@ -138,7 +139,7 @@ def test_segmenter_and_codec_handle_pseudo_colour_thermal(tmp_path):
     from smmcl_ros.messages.image_codec import decode_aux
 
     rgb, thermal, _ = render_scene(5, 48, 64, 'thermal')
-    colour = colorize(thermal, 'inferno')
+    colour = apply_colormap(thermal, 'inferno')
     model = create_model('smmcl_mscan_t', num_classes=6)
     meta = build_meta('smmcl_mscan_t', 6, SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, 'thermal',
                       aux_ranges={'thermal_colormap': 'inferno'})
@@ -270,7 +271,7 @@ def test_data_checker_reports_every_damaged_file(tmp_path):
     _palette_png(root / 'label' / 'frame_003.png', label, SYNTHETIC_PALETTE)
     _write_rgb(root / 'rgb' / 'frame_004.png', np.zeros((20, 20, 3), np.uint8))  # size
     _write_rgb(root / 'aux' / 'frame_005.png',  # rendered with another colour map
-               colorize(np.tile(np.arange(64, dtype=np.uint8), (48, 1)), 'viridis'))
+               apply_colormap(np.tile(np.arange(64, dtype=np.uint8), (48, 1)), 'viridis'))
     label6 = read_label(root / 'label' / 'frame_006.png')
     _write_rgb(root / 'label' / 'frame_006.png', SYNTHETIC_PALETTE[label6])  # colour, no table
     (root / 'aux' / 'frame_006.png').unlink()  # and a second problem in the same sample

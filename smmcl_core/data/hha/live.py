@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from smmcl_core.data import hha
+from smmcl_core.data.hha.encode import encode_hha, unit_vector
+from smmcl_core.data.hha.intrinsics import check_intrinsics
 
 # What an image with no depth at all encodes to (disparity 31000/100 saturated, the assumed
 # 130 cm camera height, no normal: 180 + 38 degrees); depth_to_hha(zeros) gives the same.
@@ -69,12 +70,12 @@ class GravitySmoother:
 
     def update(self, estimate: np.ndarray) -> np.ndarray:
         """Fold in one frame's unit estimate; returns the direction to use for that frame."""
-        estimate = hha.unit_vector(estimate)
+        estimate = unit_vector(estimate)
         if self.gravity is None or self.momentum == 0.0:
             self.gravity = estimate
         else:
-            self.gravity = hha.unit_vector(self.momentum * self.gravity
-                                           + (1.0 - self.momentum) * estimate)
+            self.gravity = unit_vector(self.momentum * self.gravity
+                                       + (1.0 - self.momentum) * estimate)
         return self.gravity
 
     def reset(self) -> None:
@@ -115,18 +116,18 @@ class HHAEncoder:
         Raises:
             ValueError: Bad depth dtype/shape or intrinsics.
         """
-        K = hha.check_intrinsics(K)
+        K = check_intrinsics(K)
         if self._K is None or not np.array_equal(K, self._K):
             self.smoother.reset()  # another camera (mode): its gravity history does not apply
             self._K = K
         metres = depth_to_metres(depth)
         raw = None if raw_depth is None else depth_to_metres(raw_depth)
         if self.device is None:
-            out, self.gravity = hha.encode_hha(metres, K, raw, self.smoother.update)
+            out, self.gravity = encode_hha(metres, K, raw, self.smoother.update)
             return out
-        import torch
+        import torch  # only for a CUDA encoder: the CPU path stays torch-free
 
-        from smmcl_core.data.hha_torch import encode_hha_torch
+        from smmcl_core.data.hha.torch_encode import encode_hha_torch
         depth_t = torch.from_numpy(np.ascontiguousarray(metres)).to(self.device)
         raw_t = None if raw is None else torch.from_numpy(np.ascontiguousarray(raw))
         out_t, self.gravity = encode_hha_torch(depth_t, K, raw_t, self.smoother.update,

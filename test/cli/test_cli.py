@@ -24,7 +24,7 @@ from smmcl_core.data.synthetic import SYNTHETIC_PALETTE
 from smmcl_core.metrics import ConfusionMatrix
 from smmcl_core.models import create_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / 'training' / 'configs'
 SYNTHETIC = CONFIGS / 'synthetic_cpu.yaml'
 # One thread per process: on a shared 2-core machine oversubscription costs 10x, and equal

@@ -1,6 +1,6 @@
 """HHA encoding with torch, on the tensor's device (a robot's GPU next to the model).
 
-The same computation as :mod:`smmcl_core.data.hha` (read that module for the algorithm and
+The same computation as :mod:`smmcl_core.data.hha.encode` (read that module for the algorithm and
 its conventions), step for step: window sums with zero padding, the adjugate solve in
 window-centred pixel offsets, MATLAB's normal orientation, the ``getYDir`` iterations and
 MATLAB's ``uint8`` rounding. Only the 3x3 eigen-problems of the gravity iterations run on the
@@ -11,7 +11,7 @@ pixel coordinates, expanded around each window's centre: exact integers for the 
 moments, so the rank test of a window is exact, and no ``conv2d`` whose algorithm (FFT,
 Winograd, TF32 on Ampere GPUs) the backend picks.
 
-On the CPU the two paths agree to float32 rounding (``test/test_hha.py`` compares them);
+On the CPU the two paths agree to float32 rounding (``test/core/test_hha.py`` compares them);
 use the numpy path there, it is faster.
 """
 
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from smmcl_core.data import hha as hha_np
+from smmcl_core.data.hha import encode as hha_np
+from smmcl_core.data.hha.intrinsics import check_intrinsics
 
 
 def _as_tensor(image: Any, name: str, device: torch.device) -> torch.Tensor:
@@ -83,7 +84,7 @@ def plane_normals(sums: WindowSums, K: np.ndarray, radius: int, points: torch.Te
     (x1, x2, x3), _ = hha_np.adjugate_solve(*moments)
     s00, s10, s01, s20, s11, s02 = moments[:6]
     # Windows whose valid rays span no plane give zero (then NaN), as in exact arithmetic.
-    degenerate = hha_np._determinant(*(s.double() for s in (s00, s10, s01, s20, s11, s02))) == 0
+    degenerate = hha_np.determinant(*(s.double() for s in (s00, s10, s01, s20, s11, s02))) == 0
     x1, x2, x3 = (torch.where(degenerate, 0.0, x) for x in (x1, x2, x3))
     height, width = s00.shape
     u = torch.arange(width, dtype=torch.float32, device=s00.device) - float(K[0, 2])
@@ -114,7 +115,7 @@ def estimate_gravity(normals: torch.Tensor) -> np.ndarray:
             sim = (y_t @ nn).abs()
             weight = (sim < sin_t).to(torch.float32) - (sim > cos_t).to(torch.float32)
             six = (products @ weight).double().cpu().numpy()
-            y = hha_np._min_eigenvector(six, y)
+            y = hha_np.min_eigenvector(six, y)
     return y
 
 
@@ -138,7 +139,7 @@ def encode_hha_torch(depth: Any, K: Any, raw_depth: Optional[Any] = None,
     if device is None:
         device = depth.device if isinstance(depth, torch.Tensor) else torch.device('cpu')
     device = torch.device(device)
-    K = hha_np.check_intrinsics(K)
+    K = check_intrinsics(K)
     z = _as_tensor(depth, 'depth', device) * 100.0  # centimetres
     valid = torch.isfinite(z) & (z > 0)
     z = torch.where(valid, z, torch.zeros((), device=device))

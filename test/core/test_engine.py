@@ -6,10 +6,10 @@ from torch import nn
 import torch.nn.functional as F
 
 from smmcl_core.config import LossConfig, OptimConfig
-from smmcl_core.engine import evaluate, train_one_epoch
 from smmcl_core.losses import SMMCLLoss
 from smmcl_core.models import create_model
 from smmcl_core.optim import build_optimizer, build_scheduler, lr_factor
+from smmcl_core.training.loop import evaluate, train_one_epoch
 
 K = 4
 

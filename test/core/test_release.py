@@ -25,8 +25,9 @@ from smmcl_core.cli import import_release as cli
 from smmcl_core.data.classes import LLRGBD_CLASSES, LLRGBD_PALETTE
 from smmcl_core.data.io import read_aux, read_rgb
 from smmcl_core.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, input_conventions
-from smmcl_core.release import (detect_architecture, map_release_state, RELEASE_EVAL_PROTOCOL,
-                                ReleaseImportError)
+from smmcl_core.release.importer import RELEASE_EVAL_PROTOCOL
+from smmcl_core.release.keymap import (detect_architecture, map_release_state,
+                                       ReleaseImportError)
 
 FIXTURE = REPO_ROOT.parent / 'shared' / 'release_fixture'
 NYU = SHARED_DATA / 'nyuv2_samples'
@@ -136,7 +137,7 @@ def test_segmenter_preprocess_gives_the_released_inputs(segmenter, fixture_input
 
 def test_checkpoints_without_convention_keys_keep_their_preprocessing(segmenter,
                                                                       fixture_inputs):
-    from smmcl_core.data.preprocess import to_input_tensors
+    from smmcl_core.data.tensors import to_input_tensors
     from smmcl_core.segmenter import Segmenter
 
     old_meta = {k: v for k, v in segmenter.meta.items()
@@ -376,7 +377,7 @@ def test_node_names_the_import_command_for_a_released_file(ros_env, tmp_path, re
 
 def test_hha_is_read_like_the_colour_image(shared_data):
     """NYUDv2 HHA: the released loader reads it with the colour flag, i.e. BGR."""
-    from smmcl_core.data.preprocess import to_input_tensors
+    from smmcl_core.data.tensors import to_input_tensors
 
     rgb_path, hha_path = NYU / 'RGB' / '0.png', NYU / 'HHA' / '0.png'
     want_rgb = _released_reading(rgb_path, rgb_path)[0]
@@ -406,7 +407,7 @@ def test_thermal_under_the_released_encoding():
 @pytest.mark.parametrize('dataset, classes, modality', [('mfnet', 9, 'thermal'),
                                                         ('nyudv2', 40, 'hha')])
 def test_meta_says_which_conventions_are_assumed(dataset, classes, modality):
-    from smmcl_core.release import release_config, release_meta
+    from smmcl_core.release.importer import release_config, release_meta
 
     meta = release_meta('smmcl_mscan_b', classes, dataset, {'file': 'epoch-1.pth'})
     assert (meta['num_classes'], meta['aux_modality']) == (classes, modality)

@@ -9,11 +9,14 @@ import torch.nn.functional as F
 
 from smmcl_core.checkpoint import build_checkpoint, build_meta, load_checkpoint, save_checkpoint
 from smmcl_core.config import ExperimentConfig
-from smmcl_core.data.preprocess import to_input_tensors
+from smmcl_core.data.tensors import to_input_tensors
+from smmcl_core.engines import ENGINES
+from smmcl_core.engines.torch_engine import TorchEngine
 from smmcl_core.inference import predict_logits
 from smmcl_core.models import create_model
-from smmcl_core.segmenter import resolve_device, Segmenter
-from smmcl_core.visualize import colourise, overlay, save_confusion_matrix
+from smmcl_core.segmenter import Segmenter
+from smmcl_core.utils.devices import resolve_device
+from smmcl_core.visualize import colorize_labels, overlay, save_confusion_matrix
 
 K = 5
 
@@ -249,14 +252,14 @@ def test_segmenter_checkpoint_weights_must_fit_preset(tmp_path, checkpoint_path)
 
 
 # ---------------------------------------------------------------- visualisation
-def test_colourise_and_overlay():
+def test_colorize_labels_and_overlay():
     """Colourise and overlay."""
     palette = np.array([[255, 0, 0], [0, 255, 0]], np.uint8)
     labels = np.array([[0, 1], [255, 1]], np.uint8)
-    color = colourise(labels, palette)
+    color = colorize_labels(labels, palette)
     np.testing.assert_array_equal(color, [[[255, 0, 0], [0, 255, 0]],
                                           [[0, 0, 0], [0, 255, 0]]])
-    np.testing.assert_array_equal(colourise(labels.astype(np.int64), palette), color)
+    np.testing.assert_array_equal(colorize_labels(labels.astype(np.int64), palette), color)
     rgb = np.full((2, 2, 3), 100, np.uint8)
     mixed = overlay(rgb, color, alpha=0.25)
     assert mixed[0, 0].tolist() == [139, 75, 75]  # 0.75*100 + 0.25*255 = 138.75
@@ -272,3 +275,19 @@ def test_confusion_matrix_png(tmp_path):
                                  title='test')
     image = cv2.imread(str(path))
     assert image is not None and image.shape[0] > 100 and image.std() > 0
+
+
+def test_segmenter_holds_a_torch_engine_for_a_network(checkpoint_path):
+    """A network is wrapped in the torch entry of the engine table; same logits as the net."""
+    net = PixelModel()
+    seg = Segmenter(net, _meta(), device='cpu')
+    assert isinstance(seg.engine, TorchEngine) and seg.backend == 'torch'
+    assert seg.model is net and seg.engine.__class__.__name__ == ENGINES['torch'].cls
+    rgb, depth = _raw(16, 24)
+    rgb_t, aux_t = seg.preprocess(rgb, depth)
+    with torch.no_grad():
+        expected = net(rgb_t, aux_t)
+    torch.testing.assert_close(seg.predict_logits(rgb_t, aux_t), expected, rtol=0, atol=0)
+    loaded = Segmenter.from_checkpoint(checkpoint_path, device='cpu')
+    assert isinstance(loaded.engine, TorchEngine)
+    assert loaded.model is loaded.engine.network and loaded.model.num_classes == K
