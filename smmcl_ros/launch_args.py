@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import os
 from typing import Dict, List, Mapping, Optional, Tuple
 
-NODE_NAME = 'smmcl_segmentation'
+from smmcl_ros.topics import NODE_NAME  # noqa: F401 (re-exported for the launch file)
 EXECUTABLE = 'segmentation_node'
 LIFECYCLE_EXECUTABLE = 'segmentation_lifecycle_node'
 PACKAGE = 'smmcl_ros'

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.ros
 MODULES = {'plain': 'smmcl_ros.node', 'lifecycle': 'smmcl_ros.node.lifecycle'}
 CONFIG = REPO_ROOT / 'config' / 'segmentation.yaml'
 PROFILE = REPO_ROOT / 'config' / FASTDDS_PROFILE
-CAMERA = REPO_ROOT / 'test' / 'camera_driver.py'
+CAMERA = REPO_ROOT / 'test' / 'e2e' / 'camera_driver.py'
 # Parameter values that differ from the defaults: the shipped file equals the defaults, so a file
 # that is silently not applied would go unnoticed with it.
 CHANGED = {'overlay_alpha': 0.25, 'log_throttle_sec': 2.5, 'sync_slop': 0.08,
