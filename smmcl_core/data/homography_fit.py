@@ -73,6 +73,11 @@ def fit_homography(aux_points: np.ndarray, rgb_points: np.ndarray,
                          f'got {len(aux)}')
     if not (np.isfinite(aux).all() and np.isfinite(rgb).all()):
         raise ValueError('correspondences contain non-finite coordinates')
+    for name, points in (('aux', aux), ('rgb', rgb)):
+        spread = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)  # (2,)
+        if spread[0] <= 1e-9 or spread[1] / spread[0] < 1e-3:
+            raise ValueError(f'no homography fits these {len(aux)} correspondences: the {name} '
+                             f'points are collinear (spread them over the view)')
     homography, mask = cv2.findHomography(aux, rgb, cv2.RANSAC, float(ransac_px))
     if homography is None or mask is None or int(mask.sum()) < MIN_POINTS:
         raise ValueError(f'no homography fits these {len(aux)} correspondences (collinear or '
@@ -83,7 +88,10 @@ def fit_homography(aux_points: np.ndarray, rgb_points: np.ndarray,
     if refined is not None:
         homography = refined
     homography = homography / homography[2, 2]
-    return HomographyFit(homography, inliers, reprojection_errors(homography, aux, rgb))
+    errors = reprojection_errors(homography, aux, rgb)
+    if not np.isfinite(homography).all() or not np.isfinite(errors[inliers]).all():
+        raise ValueError(f'no homography fits these {len(aux)} correspondences (degenerate)')
+    return HomographyFit(homography, inliers, errors)
 
 
 def _grey(image: np.ndarray, invert: bool) -> np.ndarray:
