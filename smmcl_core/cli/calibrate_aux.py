@@ -108,8 +108,12 @@ def parameters_yaml(homography: np.ndarray) -> str:
 
 
 def overlay(rgb: np.ndarray, aux: np.ndarray, homography: np.ndarray) -> np.ndarray:
-    """``uint8 (H,W,3)`` RGB: edges of the aux image warped into the RGB frame, in green, and
-    the outline of the aux view, in yellow, over the (dimmed) RGB image."""
+    """The check image: edges of the warped aux image over the RGB image.
+
+    Returns:
+        ``uint8 (H,W,3)`` RGB: the dimmed RGB image, the edges of the aux image warped into
+        the RGB frame in green, the outline of the aux view in yellow.
+    """
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     rgb = rgb[:, :, :3]

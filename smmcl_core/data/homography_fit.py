@@ -95,8 +95,10 @@ def fit_homography(aux_points: np.ndarray, rgb_points: np.ndarray,
 
 
 def _grey(image: np.ndarray, invert: bool) -> np.ndarray:
-    """8-bit grey ``(H,W)`` from uint8/uint16/float grey or ``(H,W,3)`` RGB, min-max stretched
-    for non-8-bit input (raw thermal counts)."""
+    """8-bit grey ``(H,W)`` of a grey or ``(H,W,3)`` RGB image.
+
+    Non-8-bit input (raw thermal counts) is min-max stretched.
+    """
     if image.ndim == 3:
         image = cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_RGB2GRAY) \
             if image.dtype == np.uint8 else image.mean(axis=2)

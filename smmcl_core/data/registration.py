@@ -168,8 +168,10 @@ def _size(rgb_shape: Shape) -> Shape:
 
 
 def resize_aux(aux: np.ndarray, rgb_shape: Shape, modality: str) -> np.ndarray:
-    """``(h,w[,C])`` -> ``(H,W[,C])`` at ``rgb_shape``: nearest for depth; thermal area
-    (shrinking) or linear (enlarging). Dtype kept."""
+    """``(h,w[,C])`` -> ``(H,W[,C])`` at ``rgb_shape``, dtype kept.
+
+    Nearest for depth; area (shrinking) or linear (enlarging) for thermal.
+    """
     check_modality(modality)
     height, width = _size(rgb_shape)
     if aux.shape[:2] == (height, width):

@@ -137,8 +137,10 @@ class AuxRegistration:
 
 
 def scale_K(K: np.ndarray, size: Tuple[int, int], new_size: Tuple[int, int]) -> np.ndarray:
-    """``K`` of an image of ``size`` for the same view resized to ``new_size`` (pixel centres
-    at integer coordinates)."""
+    """``K`` of an image of ``size`` for the same view resized to ``new_size``.
+
+    Pixel centres are at integer coordinates (ROS, OpenCV).
+    """
     sx, sy = new_size[1] / size[1], new_size[0] / size[0]
     scaled = np.array(K, np.float64, copy=True)
     scaled[0, 0], scaled[1, 1] = scaled[0, 0] * sx, scaled[1, 1] * sy

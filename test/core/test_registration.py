@@ -110,9 +110,11 @@ def test_homography_recovers_registered_msrs_thermal(thermal):
 
 def _virtual_depth(depth_mm: np.ndarray, K: np.ndarray, Kv: np.ndarray, size, rotation,
                    translation) -> np.ndarray:
-    """Depth seen by a virtual camera whose optical frame sits at ``rotation, translation`` in
-    the RGB optical frame: ray casting against the bilinear surface of ``depth_mm`` (inverse
-    mapping, fixed-point iteration along each virtual ray), not the forward z-buffer tested."""
+    """Depth seen by a virtual camera at ``rotation, translation`` in the RGB optical frame.
+
+    Ray casting against the bilinear surface of ``depth_mm`` (inverse mapping, fixed-point
+    iteration along each virtual ray), not the forward z-buffer under test.
+    """
     R, t = rotation.as_matrix(), np.asarray(translation)
     metres = depth_mm.astype(np.float32) / 1000.0
     v, u = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
@@ -130,8 +132,10 @@ def _virtual_depth(depth_mm: np.ndarray, K: np.ndarray, Kv: np.ndarray, size, ro
 
 
 def test_depth_registration_recovers_nyu_depth(frame):
-    """NYUv2 depth (registered) seen by a virtual 800x600 depth camera 2.5 cm to the side,
-    slightly rotated, registered back to the colour camera: the original depth returns."""
+    """NYUv2 depth seen by a virtual depth camera and registered back: the original returns.
+
+    The virtual camera: 800x600, 2.5 cm to the side, slightly rotated.
+    """
     _, depth = frame
     Kv = np.array([[580.0, 0.0, 399.5], [0.0, 580.0, 299.5], [0.0, 0.0, 1.0]])
     rotation = Rotation.from_euler('xyz', [0.8, -1.2, 0.5], degrees=True)
