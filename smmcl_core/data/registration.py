@@ -41,6 +41,9 @@ MODES: Dict[str, str] = {
     DEPTH: 'depth re-projected with both intrinsics and aux_to_rgb (z-buffer)',
 }
 MODALITIES: Tuple[str, ...] = ('depth', 'thermal')
+# RegistrationError.reason codes: every one refuses the pair.
+REFUSALS: Tuple[str, ...] = ('aspect_mismatch', 'unregistered_size', 'no_homography',
+                             'no_intrinsics', 'no_extrinsics', 'bad_depth')
 NO_DATA: Dict[str, float] = {'depth': 0, 'thermal': 0}  # invalid depth, coldest thermal
 ASPECT_TOLERANCE = 0.01  # relative width/height difference that ``auto`` still resizes
 
@@ -52,7 +55,7 @@ class RegistrationError(ValueError):
 
     Attributes:
         reason: Short stable code for counters and diagnostics (``aspect_mismatch``,
-            ``size_mismatch``, ``no_homography``, ``no_intrinsics``, ``no_extrinsics``,
+            ``unregistered_size``, ``no_homography``, ``no_intrinsics``, ``no_extrinsics``,
             ``bad_depth``).
     """
 
@@ -141,7 +144,7 @@ def resolve_auto(aux_shape: Shape, rgb_shape: Shape, mode: str = AUTO) -> str:
     """The mode ``auto``/``none`` stands for with these sizes (``none`` or ``resize``).
 
     Raises:
-        RegistrationError: ``none`` with other sizes (``size_mismatch``) or ``auto`` with
+        RegistrationError: ``none`` with other sizes (``unregistered_size``) or ``auto`` with
             another aspect ratio (``aspect_mismatch``); the message names ``aux_registration``.
     """
     (ah, aw), (rh, rw) = aux_shape[:2], rgb_shape[:2]
@@ -150,7 +153,7 @@ def resolve_auto(aux_shape: Shape, rgb_shape: Shape, mode: str = AUTO) -> str:
     sizes = f'aux {aw}x{ah}, rgb {rw}x{rh}'
     if mode == NONE:
         raise RegistrationError(
-            'size_mismatch', f'{sizes}: aux_registration is none (registered pairs) but the '
+            'unregistered_size', f'{sizes}: aux_registration is none (registered pairs) but the '
             f'sizes differ; set aux_registration to resize, homography or depth')
     if abs((aw / ah) / (rw / rh) - 1.0) <= ASPECT_TOLERANCE:
         return RESIZE

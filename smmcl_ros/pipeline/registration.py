@@ -115,9 +115,15 @@ class AuxRegistration:
                  ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """The pipeline hook: ``(aux in the RGB frame, its K)`` for ``frame`` (``Frame``)."""
         height, width = frame.rgb.shape[:2]
-        want_rgb_K = self.needs_intrinsics or (self.mode == HOMOGRAPHY
-                                               and self.rgb_intrinsics is not None)
-        rgb_K = self._rgb_K(frame, height, width) if want_rgb_K else None
+        # Depth mode needs the RGB K; a homography-registered depth (HHA) uses it when known.
+        rgb_K = None
+        if self.needs_intrinsics:
+            rgb_K = self._rgb_K(frame, height, width)
+        elif self.mode == HOMOGRAPHY and self.rgb_intrinsics is not None:
+            try:
+                rgb_K = self._rgb_K(frame, height, width)
+            except AuxRefused:
+                rgb_K = None
         registered = self.register(aux, (height, width), K, rgb_K,
                                    _frame_id(frame.aux_header), _frame_id(frame.header))
         if registered is aux:
@@ -150,3 +156,20 @@ def scale_K(K: np.ndarray, size: Tuple[int, int], new_size: Tuple[int, int]) -> 
 
 def _frame_id(header: Any) -> str:
     return str(getattr(header, 'frame_id', '') or '') if header is not None else ''
+
+
+def make_registration(params: Any, modality: str) -> AuxRegistration:
+    """The registration of a node / bag run from its parameters.
+
+    ``params`` has ``aux_registration``, ``aux_homography`` and ``aux_to_rgb`` (``NodeParams``
+    or the bag-eval arguments). Depth mode without ``aux_to_rgb`` gets an empty
+    :class:`StaticTransforms` to fill from ``/tf_static``.
+
+    Raises:
+        ValueError: A bad or incomplete parameter, named.
+    """
+    registration = AuxRegistration(params.aux_registration, modality, params.aux_homography,
+                                   params.aux_to_rgb)
+    if registration.needs_tf_static:
+        registration.tf = StaticTransforms()
+    return registration

@@ -59,7 +59,7 @@ def test_auto_rule(thermal):
     assert err.value.reason == 'aspect_mismatch'
     with pytest.raises(reg.RegistrationError, match='aux_registration is none') as err:
         reg.register(thermal[:240, :320], (480, 640), 'thermal', 'none')
-    assert err.value.reason == 'size_mismatch'
+    assert err.value.reason == 'unregistered_size'
     with pytest.raises(reg.RegistrationError, match='aux_homography is empty') as err:
         reg.register(thermal, (480, 640), 'thermal', 'homography')
     assert err.value.reason == 'no_homography'
