@@ -20,6 +20,7 @@ ROS-free (no rclpy / message import): numpy, OpenCV and ``smmcl_core.data.regist
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
@@ -71,6 +72,19 @@ class AuxRegistration:
         self.tf = tf
         self.rgb_intrinsics = rgb_intrinsics
         self.fill = fill
+
+    def for_modality(self, modality: str) -> 'AuxRegistration':
+        """The same parameters for a checkpoint taking ``modality``.
+
+        Raises:
+            ValueError: Depth registration with a thermal checkpoint.
+        """
+        if self.mode == DEPTH and modality == 'thermal':
+            raise ValueError("aux_registration 'depth' needs a depth checkpoint; this one takes "
+                             'thermal (use homography)')
+        other = copy.copy(self)
+        other.modality = registration_modality(modality)
+        return other
 
     @property
     def needs_intrinsics(self) -> bool:
