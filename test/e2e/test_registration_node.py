@@ -7,12 +7,12 @@ masks of the registered pair; with the default (``auto``) the pair is refused, c
 node keeps serving registered pairs.
 """
 
+from conftest import SHARED_DATA
 import cv2
 import numpy as np
 import pytest
 from ros_harness import image_msg, NodeProcess, RosClient
 
-from conftest import SHARED_DATA
 from smmcl_core.data.registration import coverage
 
 pytestmark = pytest.mark.ros
