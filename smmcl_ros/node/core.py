@@ -44,7 +44,6 @@ from smmcl_ros.pipeline.frame import Frame, Stamped
 from smmcl_ros.pipeline.intrinsics import CameraInfoError, IntrinsicsCache
 from smmcl_ros.pipeline.outputs import ENCODINGS
 from smmcl_ros.pipeline.process import FrameProcessor
-from smmcl_ros.pipeline.registration import make_registration
 from smmcl_ros.pipeline.relay import StampedStore
 from smmcl_ros.pipeline.slot import LatestFrameWorker
 from smmcl_ros.pipeline.stamps import header_ns
@@ -97,6 +96,9 @@ class SegmentationCore:
         segmenter = load_segmenter(self.params)
         self.modality = resolve_modality(self.params, segmenter)
         self.class_names = resolve_class_names(self.params, segmenter)
+        # Imported here: smmcl_core.data's package init loads torch until it is lazy (core).
+        from smmcl_ros.pipeline.registration import make_registration
+
         self.registration = make_registration(self.params, self.modality)
         if self.registration.needs_tf_static:
             _tf_message_type()  # fail at configure when tf2_msgs is missing
