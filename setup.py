@@ -71,6 +71,7 @@ setup(
             _console('smmcl-export', 'smmcl_core.cli.export:main'),
             _console('smmcl-check-data', 'smmcl_core.cli.check_data:main'),
             _console('smmcl-make-hha', 'smmcl_core.cli.make_hha:main'),
+            _console('smmcl-calibrate-aux', 'smmcl_core.cli.calibrate_aux:main'),
             _console('smmcl-segmentation-node', 'smmcl_ros.node.node:main'),
             _console('segmentation_node', 'smmcl_ros.node.node:main'),
             _console('smmcl-segmentation-lifecycle-node', 'smmcl_ros.node.lifecycle:main'),

@@ -5,7 +5,9 @@ the code the node runs (:mod:`smmcl_ros.bags.evaluator`), so a bag evaluates wha
 would publish. HHA checkpoints (meta ``aux_modality: hha``) take the aux topic as HHA images
 (``rgb8``) or as depth (``16UC1`` mm / ``32FC1`` m), encoded with the intrinsics of the
 ``--camera-info-topic`` message nearest in time (``smmcl-make-bag`` records
-``/camera/color/camera_info``, the camera the aux image is registered to). With
+``/camera/color/camera_info``, the camera the aux image is registered to). ``--aux-registration``
+(default ``auto``), ``--aux-homography`` and ``--aux-to-rgb`` register an aux camera that is not
+registered to the RGB camera, as the node's parameters of those names do. With
 ``--label-topic`` the report holds the confusion-matrix metrics
 (:mod:`smmcl_ros.bags.report`).
 
@@ -17,7 +19,7 @@ evaluated); 2 bad arguments, unknown topic, unsupported encoding or unreadable c
 import argparse
 from pathlib import Path
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from smmcl_ros import cli, topics
 from smmcl_ros.bags.errors import UnknownTopicError
@@ -58,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help='intrinsics of the aux depth, for HHA checkpoints')
     parser.add_argument('--hha-gravity-smoothing', type=float, default=0.0,
                         help='HHA checkpoints: as the node parameter hha_gravity_smoothing')
+    parser.add_argument('--aux-registration', default='auto',
+                        choices=('auto', 'none', 'resize', 'homography', 'depth'),
+                        help="as the node parameter aux_registration (README 'Unregistered "
+                             "cameras')")
+    parser.add_argument('--aux-homography', type=float, nargs=9, default=(), metavar='H',
+                        help='9 numbers, row-major, aux pixel -> RGB pixel (homography)')
+    parser.add_argument('--aux-to-rgb', type=float, nargs=7, default=(),
+                        metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
+                        help='depth optical frame in the RGB optical frame (depth)')
+    parser.add_argument('--aux-camera-info-topic', default='',
+                        help="depth registration: the depth camera's camera_info")
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32')
     parser.add_argument('--backend', default='auto',
@@ -65,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
                         'onnxruntime, tensorrt')
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
     return parser
+
+
+def _registration(args: argparse.Namespace) -> Any:
+    """The ``--aux-*`` options, checked before the model loads (modality set later)."""
+    from smmcl_ros.pipeline.registration import AuxRegistration
+
+    if args.aux_registration == 'depth' and not args.aux_to_rgb:
+        raise ValueError('--aux-registration depth needs --aux-to-rgb X Y Z QX QY QZ QW '
+                         '(smmcl-bag-eval does not read /tf_static from bags)')
+    if args.aux_registration == 'depth' and not args.aux_camera_info_topic:
+        raise ValueError('--aux-registration depth needs --aux-camera-info-topic (the depth '
+                         "camera's camera_info)")
+    return AuxRegistration(args.aux_registration, 'depth', args.aux_homography,
+                           args.aux_to_rgb)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -77,6 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              f'{args.queue_size}')
         if args.output_bag is not None and args.output_bag.exists():
             raise FileExistsError(f'--output-bag {args.output_bag} exists already')
+        registration = _registration(args)
         from smmcl_core.segmenter import Segmenter  # torch import only past argument checks
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                               precision=args.precision, backend=args.backend)
@@ -86,7 +114,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.output_bag, args.storage, args.slop, args.queue_size, args.label_match,
             args.mask_topic, args.color_topic, progress=False if args.no_progress else None,
             camera_info_topic=args.camera_info_topic,
-            hha_gravity_smoothing=args.hha_gravity_smoothing)
+            hha_gravity_smoothing=args.hha_gravity_smoothing,
+            registration=registration.for_modality(segmenter.aux_modality),
+            aux_camera_info_topic=args.aux_camera_info_topic)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         # UnknownTopicError / BagOpenError are RuntimeErrors; checkpoint errors ValueErrors.
         kind = 'unknown_topic' if isinstance(err, UnknownTopicError) else type(err).__name__

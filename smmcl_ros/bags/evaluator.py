@@ -60,13 +60,15 @@ class BagEvaluator:
         color_topic: Output topic for the rgb8 colour masks (``''`` = none).
         intrinsics: Camera_info by stamp, for HHA checkpoints fed depth (None: none recorded).
         hha_gravity_smoothing: As the node parameter of that name.
+        registration: ``smmcl_ros.pipeline.registration.AuxRegistration`` (None: aux taken as
+            registered, resized nearest-neighbour when its size differs).
     """
 
     def __init__(self, segmenter: Any, topics: Dict[str, str], slop: float, queue_size: int,
                  label_match: str = 'exact', writer: Optional[BagWriter] = None,
                  mask_topic: str = names.BAG_MASK, color_topic: str = names.BAG_COLOR,
                  intrinsics: Optional[IntrinsicsTimeline] = None,
-                 hha_gravity_smoothing: float = 0.0) -> None:
+                 hha_gravity_smoothing: float = 0.0, registration: Any = None) -> None:
         if label_match not in ('exact', 'sync'):
             raise ValueError(f'label_match must be exact or sync, got {label_match!r}')
         self.segmenter = segmenter
@@ -93,7 +95,8 @@ class BagEvaluator:
         if segmenter.aux_modality == 'hha':
             hha = make_hha_encoder(hha_gravity_smoothing, getattr(segmenter, 'device', None))
         self.processor = FrameProcessor(
-            segmenter, AuxPreparer(segmenter.aux_modality, self._warn, intrinsics, hha))
+            segmenter, AuxPreparer(segmenter.aux_modality, self._warn, intrinsics, hha,
+                                   registration))
         self.confusion = None
         if self.has_labels:
             from smmcl_core.metrics import ConfusionMatrix
@@ -259,8 +262,13 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
                  mask_topic: str = names.BAG_MASK, color_topic: str = names.BAG_COLOR,
                  progress: Optional[bool] = None,
                  camera_info_topic: str = names.CAMERA_RGB_INFO,
-                 hha_gravity_smoothing: float = 0.0) -> Dict[str, Any]:
+                 hha_gravity_smoothing: float = 0.0, registration: Any = None,
+                 aux_camera_info_topic: str = '') -> Dict[str, Any]:
     """Evaluate ``segmenter`` on a bag; never raises for a damaged bag.
+
+    ``registration`` (an ``AuxRegistration``) brings the aux image into the RGB frame as the
+    node's ``aux_registration`` does; depth registration reads the depth camera's intrinsics
+    from ``aux_camera_info_topic`` and the RGB camera's from ``camera_info_topic``.
 
     Returns:
         The report dict; ``report['error']`` is set (and ``truncated`` for damage) when the
@@ -284,8 +292,19 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
               else contextlib.nullcontext()) as writer:
             intrinsics = (read_intrinsics(reader, camera_info_topic)
                           if segmenter.aux_modality == 'hha' else None)
+            if registration is not None and registration.needs_intrinsics:
+                intrinsics, rgb_intrinsics = (read_intrinsics(reader, aux_camera_info_topic),
+                                              read_intrinsics(reader, camera_info_topic))
+                for topic, found in ((aux_camera_info_topic, intrinsics),
+                                     (camera_info_topic, rgb_intrinsics)):
+                    if found is None:
+                        raise ValueError(f'aux registration depth needs camera_info of both '
+                                         f'cameras; the bag has no topic {topic!r} '
+                                         '(--aux-camera-info-topic, --camera-info-topic)')
+                registration.rgb_intrinsics = rgb_intrinsics
             evaluator = BagEvaluator(segmenter, topics, slop, queue_size, label_match, writer,
-                                     mask_topic, color_topic, intrinsics, hha_gravity_smoothing)
+                                     mask_topic, color_topic, intrinsics, hha_gravity_smoothing,
+                                     registration)
             total = sum(reader.counts.get(t, 0) for t in topics.values())
             with tqdm(total=total, unit='msg', desc=Path(bag).name, disable=progress is False
                       or (progress is None and not sys.stderr.isatty())) as bar:

@@ -39,6 +39,7 @@ from smmcl_ros.pipeline.slot import LatestFrameWorker
 from smmcl_ros.pipeline.stamps import header_ns
 from smmcl_ros.pipeline.stats import NodeStats
 
+TF_STATIC = '/tf_static'  # absolute, as tf2 publishes it
 QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
 
 
@@ -77,6 +78,7 @@ class SegmentationCore:
         self._core_timers: List[Any] = []
         self._core_publishers: List[Any] = []
         self._worker: Optional[LatestFrameWorker] = None
+        self._tf_subscription = None
 
     @property
     def active(self) -> bool:
@@ -98,6 +100,12 @@ class SegmentationCore:
         segmenter = load_segmenter(self.params)
         self.modality = resolve_modality(self.params, segmenter)
         self.class_names = resolve_class_names(self.params, segmenter)
+        # Imported here: smmcl_core.data's package init loads torch until it is lazy (core).
+        from smmcl_ros.pipeline.registration import make_registration
+
+        self.registration = make_registration(self.params, self.modality)
+        if self.registration.needs_tf_static:
+            _tf_message_type()  # fail at configure when tf2_msgs is missing
         self.segmenter = segmenter
         self.palette = np.asarray(segmenter.palette, np.uint8)  # (K,3)
         self.device = str(segmenter.device)
@@ -136,9 +144,12 @@ class SegmentationCore:
             for topic, msg_type, callback in ((topics.RGB, Image, self._on_rgb),
                                               (topics.AUX, Image, self._on_aux),
                                               (topics.RGB_INFO, CameraInfo, self._on_info))}
-        if self.modality == 'hha':  # HHA checkpoints: the depth camera's intrinsics
+        if self.modality == 'hha' or self.registration.needs_intrinsics:
+            # HHA checkpoints and depth registration: the depth camera's intrinsics
             self._inputs[topics.AUX_INFO] = AdaptiveSubscription(
                 self, CameraInfo, topics.AUX_INFO, self._on_aux_info, params.qos, log)
+        if self.registration.needs_tf_static:
+            self._subscribe_tf_static()
         # The refresh also keeps the publisher counts in /diagnostics current for fixed QoS.
         self._core_timers = [
             self.create_timer(params.diagnostics_period, self._publish_diagnostics),
@@ -147,7 +158,7 @@ class SegmentationCore:
             f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
             f'backend={self.segmenter.backend}, precision={self.segmenter.precision}, '
             f'qos={params.qos}, output_qos={params.output_qos}, '
-            f'on_missing_aux={params.on_missing_aux}')
+            f'on_missing_aux={params.on_missing_aux}, aux_registration={params.aux_registration}')
 
     def _pipeline_setup(self) -> None:
         """The ROS-free pipeline of this activation (:mod:`smmcl_ros.pipeline`)."""
@@ -158,9 +169,12 @@ class SegmentationCore:
                                          sources={RGB: topics.RGB, AUX: topics.AUX})
         self._infos = StampedStore()  # rgb/camera_info by stamp
         self._intrinsics = IntrinsicsCache()  # aux/camera_info
+        self._rgb_intrinsics = IntrinsicsCache()  # rgb/camera_info (depth registration)
+        self.registration.rgb_intrinsics = self._rgb_intrinsics
         hha = (make_hha_encoder(params.hha_gravity_smoothing, self.segmenter.device)
                if self.modality == 'hha' else None)
-        aux = AuxPreparer(self.modality, self._problem, self._intrinsics, hha)
+        aux = AuxPreparer(self.modality, self._problem, self._intrinsics, hha,
+                          self.registration)
         self._processor = FrameProcessor(self.segmenter, aux, params.overlay_alpha,
                                          self.palette, self.stats)
         self._worker = LatestFrameWorker(self._process, self._on_inference_error,
@@ -175,6 +189,9 @@ class SegmentationCore:
         for subscription in self._inputs.values():
             subscription.destroy()
         self._inputs = {}
+        if self._tf_subscription is not None:
+            self.destroy_subscription(self._tf_subscription)
+            self._tf_subscription = None
         for timer in self._core_timers:
             self.destroy_timer(timer)
         self._core_timers = []
@@ -237,6 +254,22 @@ class SegmentationCore:
     def _on_info(self, msg: CameraInfo) -> None:
         self.stats.count('camera_info_in')
         self._infos.add(header_ns(msg), msg)
+        if self.registration.needs_intrinsics:
+            try:
+                self._rgb_intrinsics.update(msg)
+            except CameraInfoError as err:
+                self._problem(topics.RGB_INFO, err.reason, err.detail)
+
+    def _subscribe_tf_static(self) -> None:
+        """``/tf_static`` (transient local) into the registration's static transforms."""
+        self._tf_subscription = self.create_subscription(
+            _tf_message_type(), TF_STATIC, self._on_tf_static, reliable(100, latched=True))
+
+    def _on_tf_static(self, msg: Any) -> None:
+        try:
+            self.registration.tf.add_message(msg)
+        except ValueError as err:
+            self._problem(TF_STATIC, 'bad_transform', str(err))
 
     def _on_aux_info(self, msg: CameraInfo) -> None:
         try:
@@ -264,7 +297,8 @@ class SegmentationCore:
                           f'no valid aux image for > {self.params.aux_timeout} s; {policy}')
         self._pub_diag.publish(diagnostic_array(
             f'{self.get_name()}: segmentation', self.stats, self._watch, now, self.segmenter,
-            self._inputs, self.get_clock().now().to_msg()))
+            self._inputs, self.get_clock().now().to_msg(),
+            extra=[('aux_registration', self.registration.mode)]))
 
     # ---- inference thread ------------------------------------------------------------------
 
@@ -288,3 +322,14 @@ class SegmentationCore:
                 if info is not None:
                     self._pub_info.publish(restamped(info, header))
         self.stats.frame_done(time.monotonic() - frame.received, outputs.result.inference_s)
+
+
+def _tf_message_type() -> Any:
+    """``tf2_msgs/TFMessage``, or a ValueError saying what to do without it."""
+    try:
+        from tf2_msgs.msg import TFMessage
+    except ImportError as err:
+        raise ValueError("aux_registration is 'depth' and aux_to_rgb is empty, so the extrinsic "
+                         'comes from /tf_static, but tf2_msgs is not installed; set aux_to_rgb '
+                         '[x, y, z, qx, qy, qz, qw]') from err
+    return TFMessage

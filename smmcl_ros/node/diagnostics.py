@@ -1,6 +1,6 @@
 """The node's ``/diagnostics`` message: the pipeline's counters plus engine and input QoS."""
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -9,7 +9,8 @@ from smmcl_ros.pipeline.stats import NodeStats
 
 
 def diagnostic_array(name: str, stats: NodeStats, watch: AuxWatch, now: float, segmenter: Any,
-                     inputs: Mapping[str, Any], stamp: Any) -> DiagnosticArray:
+                     inputs: Mapping[str, Any], stamp: Any,
+                     extra: Sequence[Tuple[str, str]] = ()) -> DiagnosticArray:
     """One ``DiagnosticStatus`` for the window since the previous call.
 
     Args:
@@ -20,10 +21,12 @@ def diagnostic_array(name: str, stats: NodeStats, watch: AuxWatch, now: float, s
         segmenter: Its ``device``, ``backend`` and ``precision`` are reported.
         inputs: ``{topic: AdaptiveSubscription}``: reliability and publisher count of each.
         stamp: Header stamp.
+        extra: More ``(key, value)`` pairs (e.g. the node's ``aux_registration`` mode).
     """
     device = str(segmenter.device)
     level, message, values = stats.snapshot(watch.age(now), watch.silent(now), device)
     values += [('backend', segmenter.backend), ('precision', segmenter.precision)]
+    values += list(extra)
     for topic, subscription in inputs.items():
         values += [(f'qos.{topic}', subscription.describe()),
                    (f'publishers.{topic}', str(subscription.publishers))]

@@ -28,10 +28,14 @@ DEFAULTS: Dict[str, Any] = {
     'diagnostics_period': 1.0,
     'log_throttle_sec': 5.0,
     'hha_gravity_smoothing': 0.0,
+    'aux_registration': 'auto',  # smmcl_core.data.registration.MODES
 }
 # Declared separately: a string array has no usable empty default in rclpy (an empty list is
 # typed as a byte array), so it is declared by type and read with an empty fallback.
 CLASS_NAMES = 'class_names'
+# Number arrays, empty by default (same rclpy limitation), declared with dynamic typing so that
+# a YAML list of integers ([1, 0, 0, ...]) is accepted as well as one of floats.
+NUMBER_ARRAYS = ('aux_homography', 'aux_to_rgb')
 
 # Parameters naming a file or folder: a leading ``~`` is expanded (bash leaves it alone after
 # ``:=``, and rcl does not expand it in parameter files).
@@ -44,6 +48,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     'qos': ('auto', 'sensor_data', 'reliable'),
     'output_qos': ('reliable', 'sensor_data'),
     'on_missing_aux': ('wait', 'rgb_only'),
+    'aux_registration': ('auto', 'none', 'resize', 'homography', 'depth'),
 }
 
 
@@ -74,6 +79,9 @@ class NodeParams:
     hha_gravity_smoothing: float = 0.0
     backend: str = 'auto'
     class_names: Tuple[str, ...] = ()
+    aux_registration: str = 'auto'
+    aux_homography: Tuple[float, ...] = ()
+    aux_to_rgb: Tuple[float, ...] = ()
 
 
 def validate(values: Dict[str, Any]) -> NodeParams:
@@ -109,7 +117,29 @@ def validate(values: Dict[str, Any]) -> NodeParams:
                              f"{values['hha_gravity_smoothing']!r}")
     kwargs = {f.name: values[f.name] for f in fields(NodeParams) if f.name in values}
     kwargs['class_names'] = tuple(values.get(CLASS_NAMES) or ())
+    for name in NUMBER_ARRAYS:
+        raw = values.get(name) or ()
+        try:
+            kwargs[name] = tuple(float(v) for v in raw)
+        except (TypeError, ValueError) as err:
+            raise ParameterError(f'parameter {name!r} must be a list of numbers, got '
+                                 f'{raw!r}') from err
+    try:  # the registration checks the arrays (count, finite, invertible) and the mode
+        from smmcl_ros.pipeline.registration import AuxRegistration
+
+        AuxRegistration(values.get('aux_registration', 'auto'),
+                        values.get('aux_modality') or 'depth', kwargs['aux_homography'],
+                        kwargs['aux_to_rgb'])
+    except ValueError as err:
+        raise ParameterError(f'parameter {_registration_key(str(err))!r}: {err}') from err
     return NodeParams(**kwargs)
+
+
+def _registration_key(message: str) -> str:
+    for name in NUMBER_ARRAYS:
+        if message.startswith(name) or f' {name} ' in message:
+            return name
+    return 'aux_registration'
 
 
 def declare_and_read(node: Any) -> NodeParams:
@@ -122,9 +152,13 @@ def declare(node: Any) -> None:
     """Declare every parameter with its default (the lifecycle node reads them on configure)."""
     from rclpy.parameter import Parameter  # keep this module importable without ROS
 
+    from rcl_interfaces.msg import ParameterDescriptor
+
     for name, default in DEFAULTS.items():
         node.declare_parameter(name, default)
     node.declare_parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY)
+    for name in NUMBER_ARRAYS:
+        node.declare_parameter(name, None, ParameterDescriptor(dynamic_typing=True))
 
 
 def read(node: Any) -> NodeParams:
@@ -134,4 +168,6 @@ def read(node: Any) -> NodeParams:
     values = {name: node.get_parameter(name).value for name in DEFAULTS}
     fallback = Parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY, [])
     values[CLASS_NAMES] = list(node.get_parameter_or(CLASS_NAMES, fallback).value or [])
+    for name in NUMBER_ARRAYS:
+        values[name] = list(node.get_parameter(name).value or [])
     return validate(values)

@@ -129,16 +129,24 @@ class AuxPreparer:
         if aux.dtype.kind == 'f' and not np.isfinite(aux).all():
             self._report(topics.AUX, 'nonfinite_depth', 'NaN/inf pixels treated as invalid (0)',
                          False)
-        wants_K = self.registration is not None or (self.hha is not None and aux.ndim == 2)
+        registers_K = self.registration is not None and getattr(
+            self.registration, 'needs_intrinsics', True)
+        wants_K = registers_K or (self.hha is not None and aux.ndim == 2)
         K = self._intrinsics(frame, aux) if wants_K else None
         if wants_K and K is None:
             return None
         if self.registration is not None:
+            own = aux.shape[:2]
             try:
                 aux, K = self.registration(aux, K, frame)
-            except ValueError as err:
-                self._report(topics.AUX, 'registration_failed', f'{err}; frame skipped', False)
+            except ValueError as err:  # refused: counted by reason, throttled, frame skipped
+                self._report(topics.AUX, getattr(err, 'reason', 'registration_failed'),
+                             f'{err}; frame skipped', False)
                 return None
+            if own != (height, width) and getattr(self.registration, 'mode', '') == 'auto':
+                self._report(topics.AUX, 'size_mismatch',
+                             f'aux {own[1]}x{own[0]} != rgb {width}x{height}, same aspect ratio; '
+                             'resized to the RGB size (aux_registration auto)', True)
         raw = aux if aux.ndim == 2 else None
         image = self.hha.encode(aux, K) if self.hha is not None and aux.ndim == 2 else aux
         if image.shape[:2] != (height, width):

@@ -21,7 +21,10 @@ OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
 # Counter names whose growth means frames were discarded (the rest were handled and used).
 REJECTING_REASONS = ('unknown_encoding', 'wrong_encoding', 'zero_size', 'bad_step',
-                     'short_data', 'inference_error', 'no_camera_info', 'malformed_camera_info')
+                     'short_data', 'inference_error', 'no_camera_info', 'malformed_camera_info',
+                     # aux registration refusals (smmcl_core.data.registration.REFUSALS)
+                     'aspect_mismatch', 'unregistered_size', 'no_homography', 'no_intrinsics',
+                     'no_extrinsics', 'bad_depth')
 
 
 class NodeStats:
