@@ -17,7 +17,8 @@ PIPELINE = ['smmcl_ros.topics', 'smmcl_ros.cli', 'smmcl_ros.pipeline.frame',
             'smmcl_ros.pipeline.intrinsics', 'smmcl_ros.pipeline.stats',
             'smmcl_ros.pipeline.relay', 'smmcl_ros.pipeline.outputs',
             'smmcl_ros.pipeline.process', 'smmcl_ros.messages.image_codec',
-            'smmcl_ros.messages.labels', 'smmcl_ros.messages.camera_info']
+            'smmcl_ros.messages.labels', 'smmcl_ros.messages.camera_info',
+            'smmcl_ros.pipeline.registration', 'smmcl_ros.pipeline.tf_static']
 NODE = ['smmcl_ros.node', 'smmcl_ros.node.node', 'smmcl_ros.node.lifecycle',
         'smmcl_ros.node.core', 'smmcl_ros.node.params']
 FORBIDDEN_IN_PIPELINE = ('torch', 'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
