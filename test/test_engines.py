@@ -209,22 +209,17 @@ def test_exported_onnx_runs_without_the_checkpoint(tmp_path, cache, frames, torc
         Segmenter.from_checkpoint(bare, device='cpu', backend='auto')
 
 
-@pytest.mark.skipif(not (available('openvino') and available('onnxruntime')),
-                    reason='needs openvino')
-def test_openvino_bf16_where_the_cpu_has_it(cache, frames, torch_segmenter):
+@pytest.mark.skipif(not available('openvino'), reason='needs openvino')
+def test_openvino_bf16_is_refused_with_the_reason():
     from smmcl_core.engines.openvino_engine import cpu_supports_bf16
 
-    if not cpu_supports_bf16():
-        with pytest.raises(EngineUnavailableError, match='no native bf16'):
-            resolve_backend('openvino', torch.device('cpu'), 'bf16')
-        assert resolve_backend('auto', torch.device('cpu'), 'bf16') == 'torch'
-        return
-    seg = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend='auto',
-                                    precision='bf16', cache_dir=cache)
-    assert (seg.backend, seg.precision) == ('openvino', 'bf16')
-    rgb, thermal = frames[0]
-    # bf16 keeps 8 mantissa bits: near-ties may flip, the bulk must agree.
-    assert _agreement(seg.predict(rgb, thermal), torch_segmenter.predict(rgb, thermal)) > 0.98
+    # Issue 21: OpenVINO's AMX bf16 path read past a buffer (SIGSEGV); bf16 is refused on
+    # every CPU, naming why, and auto falls back to torch.
+    reason = 'reads past a buffer' if cpu_supports_bf16() else 'no native bf16'
+    with pytest.raises(EngineUnavailableError, match=reason):
+        resolve_backend('openvino', torch.device('cpu'), 'bf16')
+    assert resolve_backend('auto', torch.device('cpu'), 'bf16') == 'torch'
+    assert resolve_backend('openvino', torch.device('cpu'), 'fp32') == 'openvino'
 
 
 def _alternate_signal_stack_is_mapped() -> bool:

@@ -105,9 +105,21 @@ class OpenVINOEngine(Engine):
 
 
 def supported_precision(precision: str) -> Optional[str]:
-    """Why ``precision`` cannot run here, or None when it can."""
-    if precision == 'bf16' and not cpu_supports_bf16():
-        return 'this CPU has no native bf16 (AVX512-BF16 or AMX)'
+    """Why ``precision`` cannot run here, or None when it can.
+
+    bf16 is refused on every CPU for now: on an AMX CPU, OpenVINO 2026.4's bf16 CPU path read
+    past the end of a buffer in a JIT bf16 reorder kernel (``vmovdqu16`` loads right at the end
+    of a malloc arena: SIGSEGV in ``infer``, 3 of 3 runs of ``test/test_engines.py``; issue
+    21). A perception process must not run on that.
+    """
+    if precision == 'bf16':
+        import openvino as ov
+
+        why = ('OpenVINO bf16 is disabled: its AMX bf16 CPU path reads past a buffer and '
+               f'crashes the process (openvino {ov.__version__.split("-")[0]}, smmcl issue 21); '
+               "use precision 'fp32'")
+        return why if cpu_supports_bf16() else \
+            'this CPU has no native bf16 (AVX512-BF16 or AMX)'
     return None
 
 
