@@ -195,3 +195,60 @@ def raw_msg(encoding: str, height: int, width: int, step: int, data: bytes, sec:
     msg.height, msg.width, msg.encoding, msg.step = height, width, encoding, step
     msg.data = data
     return msg
+
+
+class LifecycleManager:
+    """Lifecycle and parameter service clients for a managed node.
+
+    Calls ``~/change_state``, ``~/get_state`` and ``~/set_parameters`` as Nav2 or
+    ``ros2 lifecycle`` would.
+    """
+
+    def __init__(self, client: RosClient, node_name: str = '/smmcl_segmentation') -> None:
+        from lifecycle_msgs.srv import ChangeState, GetState
+        from rcl_interfaces.srv import SetParameters
+
+        self.client = client
+        self.change = client.node.create_client(ChangeState, f'{node_name}/change_state')
+        self.get = client.node.create_client(GetState, f'{node_name}/get_state')
+        self.set = client.node.create_client(SetParameters, f'{node_name}/set_parameters')
+
+    def _call(self, service, request, timeout: float = 60.0):
+        future = service.call_async(request)
+        assert self.client.spin_until(future.done, timeout), f'no reply from {service.srv_name}'
+        return future.result()
+
+    def wait(self, node: NodeProcess, timeout: float = 60.0) -> None:
+        """Until the lifecycle services answer (fails if the node process exited)."""
+        ok = self.client.spin_until(
+            lambda: (self.change.service_is_ready() and self.get.service_is_ready())
+            or node.proc.poll() is not None, timeout)
+        assert ok and node.proc.poll() is None, node.output()
+
+    def state(self) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return self._call(self.get, GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        return self._call(self.change, request).success
+
+    def set_string(self, name: str, value: str) -> bool:
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        request = SetParameters.Request(parameters=[Parameter(name=name, value=value)])
+        return self._call(self.set, request).results[0].successful
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of process ``pid`` in MiB (``VmRSS`` of /proc/PID/status)."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f'no VmRSS in /proc/{pid}/status')

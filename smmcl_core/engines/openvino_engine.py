@@ -8,11 +8,23 @@ later compilations of the same shape faster.
 
 Precision is always set explicitly: on CPUs with AMX / AVX512-BF16 OpenVINO would otherwise
 pick bf16 by itself, and ``fp32`` must mean fp32.
+
+Every engine (and :func:`cpu_supports_bf16`) uses ONE ``ov.Core`` per process, created on
+first use and kept until the process exits. Each ``ov.Core`` loads its own CPU plugin, and the
+CPU plugin (OpenVINO 2025/2026, ``intel_cpu::SigAltStackSetup``) replaces the creating
+thread's alternate signal stack with a small ``mmap``-ed one, restores the stack it saw on
+creation and unmaps its own when it is destroyed. Two cores destroyed in creation order (not
+LIFO, e.g. by the garbage collector) leave the thread's alternate stack pointing at unmapped
+memory; the next signal handled on it (every Python signal handler is installed with
+``SA_ONSTACK``, e.g. torch DataLoader's ``SIGCHLD`` handler) writes its frame into whatever
+was mapped there since, or faults: a SIGSEGV far from OpenVINO (issue 21). One core that
+is never destroyed while the process runs installs one stack, once.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+import functools
 import os
 from pathlib import Path
 from typing import Optional, Tuple
@@ -26,11 +38,17 @@ _HINTS = {'fp32': 'f32', 'bf16': 'bf16'}
 MAX_SHAPES = 4
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin reports native bf16 (AVX512-BF16 or AMX)."""
+@functools.lru_cache(maxsize=None)
+def shared_core():
+    """The process's one ``ov.Core`` (see the module docstring: never a second, never freed)."""
     import openvino as ov
 
-    return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+    return ov.Core()
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin reports native bf16 (AVX512-BF16 or AMX)."""
+    return 'BF16' in shared_core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
 
 
 class OpenVINOEngine(Engine):
@@ -52,19 +70,17 @@ class OpenVINOEngine(Engine):
     def __init__(self, onnx_path: os.PathLike, precision: str, device: torch.device,
                  num_classes: int, threads: Optional[int] = None,
                  cache_dir: Optional[os.PathLike] = None) -> None:
-        import openvino as ov
-
         super().__init__(precision, device, num_classes)
         self.path = Path(onnx_path)
-        self.core = ov.Core()
-        if cache_dir is not None:
-            folder = Path(cache_dir) / 'openvino'
-            folder.mkdir(parents=True, exist_ok=True)
-            self.core.set_property({'CACHE_DIR': str(folder)})
+        self.core = shared_core()
         self.model = self.core.read_model(str(self.path))
         self.config = {'INFERENCE_PRECISION_HINT': _HINTS[precision],
                        'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
                        'PERFORMANCE_HINT': 'LATENCY'}
+        if cache_dir is not None:  # per compilation: the core is shared by every engine
+            folder = Path(cache_dir) / 'openvino'
+            folder.mkdir(parents=True, exist_ok=True)
+            self.config['CACHE_DIR'] = str(folder)
         self._compiled: 'OrderedDict[Tuple[int, ...], object]' = OrderedDict()
         self.static_hw = _static_shape(self.model)
 
@@ -89,9 +105,21 @@ class OpenVINOEngine(Engine):
 
 
 def supported_precision(precision: str) -> Optional[str]:
-    """Why ``precision`` cannot run here, or None when it can."""
-    if precision == 'bf16' and not cpu_supports_bf16():
-        return 'this CPU has no native bf16 (AVX512-BF16 or AMX)'
+    """Why ``precision`` cannot run here, or None when it can.
+
+    bf16 is refused on every CPU for now: on an AMX CPU, OpenVINO 2026.4's bf16 CPU path read
+    past the end of a buffer in a JIT bf16 reorder kernel (``vmovdqu16`` loads right at the end
+    of a malloc arena: SIGSEGV in ``infer``, 3 of 3 runs of ``test/test_engines.py``; issue
+    21). A perception process must not run on that.
+    """
+    if precision == 'bf16':
+        import openvino as ov
+
+        why = ('OpenVINO bf16 is disabled: its AMX bf16 CPU path reads past a buffer and '
+               f'crashes the process (openvino {ov.__version__.split("-")[0]}, smmcl issue 21); '
+               "use precision 'fp32'")
+        return why if cpu_supports_bf16() else \
+            'this CPU has no native bf16 (AVX512-BF16 or AMX)'
     return None
 
 

@@ -6,55 +6,9 @@ calls ``~/change_state``, ``~/get_state`` and ``~/set_parameters`` as a lifecycl
 """
 
 import pytest
-from ros_harness import image_msg, NodeProcess, RosClient
+from ros_harness import image_msg, LifecycleManager, NodeProcess, RosClient
 
 pytestmark = pytest.mark.ros
-
-NODE = '/smmcl_segmentation'
-
-
-class Manager:
-    """Lifecycle and parameter service clients for the node under test."""
-
-    def __init__(self, client: RosClient) -> None:
-        from lifecycle_msgs.srv import ChangeState, GetState
-        from rcl_interfaces.srv import SetParameters
-
-        self.client = client
-        self.change = client.node.create_client(ChangeState, f'{NODE}/change_state')
-        self.get = client.node.create_client(GetState, f'{NODE}/get_state')
-        self.set = client.node.create_client(SetParameters, f'{NODE}/set_parameters')
-
-    def _call(self, service, request, timeout=60.0):
-        future = service.call_async(request)
-        assert self.client.spin_until(future.done, timeout), f'no reply from {service.srv_name}'
-        return future.result()
-
-    def wait(self, node, timeout=60.0) -> None:
-        ok = self.client.spin_until(
-            lambda: (self.change.service_is_ready() and self.get.service_is_ready())
-            or node.proc.poll() is not None, timeout)
-        assert ok and node.proc.poll() is None, node.output()
-
-    def state(self) -> str:
-        from lifecycle_msgs.srv import GetState
-
-        return self._call(self.get, GetState.Request()).current_state.label
-
-    def transition(self, transition_id: int) -> bool:
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
-
-        request = ChangeState.Request(transition=Transition(id=transition_id))
-        return self._call(self.change, request).success
-
-    def set_string(self, name: str, value: str) -> bool:
-        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-        from rcl_interfaces.srv import SetParameters
-
-        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        request = SetParameters.Request(parameters=[Parameter(name=name, value=value)])
-        return self._call(self.set, request).results[0].successful
 
 
 def _pair(client, rgb, depth, sec):
@@ -74,7 +28,7 @@ def test_lifecycle_transitions(ros_env, tmp_path, checkpoint, frame):
     node = NodeProcess(ros_env, {'checkpoint': missing}, tmp_path / 'node.log',
                        module='smmcl_ros.node.lifecycle')
     client = RosClient(camera=False)
-    manager = Manager(client)
+    manager = LifecycleManager(client)
     try:
         manager.wait(node)
         assert manager.state() == 'unconfigured'
@@ -153,7 +107,7 @@ def test_lifecycle_sigint_while_active(ros_env, tmp_path, checkpoint):
     node = NodeProcess(ros_env, {'checkpoint': checkpoint}, tmp_path / 'node.log',
                        module='smmcl_ros.node.lifecycle')
     client = RosClient(camera=False)
-    manager = Manager(client)
+    manager = LifecycleManager(client)
     try:
         manager.wait(node)
         assert manager.transition(Transition.TRANSITION_CONFIGURE), node.output()
