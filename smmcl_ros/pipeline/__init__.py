@@ -1,0 +1,1 @@
+"""ROS-free frame pipeline of the segmentation node (numpy arrays, int stamps)."""
