@@ -58,7 +58,7 @@ def fill_pointcloud(msg: Any, cloud: SemanticCloud, header: Any) -> Any:
                   for f in FIELDS]
     data = array.array('B')
     # One copy; assigning an array.array skips rclpy's per-element checks.
-    data.frombytes(np.ascontiguousarray(cloud.buffer).data)
+    data.frombytes(np.ascontiguousarray(cloud.buffer).view(np.uint8).data)
     msg.data = data
     return msg
 
