@@ -162,7 +162,7 @@ def test_export_onnx_of_bundled_mit_checkpoint_has_dynamic_batch(tmp_path):
     """The MiT attention exports with a dynamic batch (unflatten used to bake batch 1)."""
     import onnxruntime as ort
 
-    from smmcl_ros.bundled import DEMO_CHECKPOINT
+    from smmcl_ros.demo.bundled import DEMO_CHECKPOINT
 
     out = tmp_path / 'demo.onnx'
     assert export_cli.main(['--checkpoint', str(DEMO_CHECKPOINT), '--format', 'onnx',

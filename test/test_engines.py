@@ -19,7 +19,7 @@ from smmcl_core.engines import (available, ENGINES, EngineUnavailableError, reso
 from smmcl_core.engines.cache import cached_graph, file_sha256
 from smmcl_core.engines.graph import FoldedMLPHead, read_onnx_props
 from smmcl_core.segmenter import Segmenter
-from smmcl_ros.bundled import DEMO_CHECKPOINT
+from smmcl_ros.demo.bundled import DEMO_CHECKPOINT
 
 CPU_ENGINES = [name for name in ('openvino', 'onnxruntime') if available(name)]
 AGREEMENT = 0.995

@@ -143,8 +143,8 @@ def test_bag_eval_encodes_depth_with_recorded_camera_info(shared_data, hha_check
                                                           tmp_path):
     from smmcl_core.segmenter import Segmenter
     from smmcl_ros import bag_eval, make_bag
-    from smmcl_ros.bag_io import BagReader
-    from smmcl_ros.image_codec import image_to_array
+    from smmcl_ros.bags.reader import BagReader
+    from smmcl_ros.messages.image_codec import image_to_array
 
     bag = tmp_path / 'nyu'
     assert make_bag.main(['--dataset', 'nyudv2', '--root', str(shared_data / 'nyuv2_samples'),
@@ -196,8 +196,8 @@ def _camera_info(k, height=480, width=640, binning=(0, 0), roi=None):
 
 
 def test_camera_info_parsing_and_cache():
-    from smmcl_ros.camera_info import (CameraInfoError, intrinsics_from_msg, IntrinsicsCache,
-                                       IntrinsicsTimeline)
+    from smmcl_ros.pipeline.intrinsics import (CameraInfoError, intrinsics_from_msg,
+                                               IntrinsicsCache, IntrinsicsTimeline)
 
     K = hha.NYU_DEPTH_V2_K
     parsed = intrinsics_from_msg(_camera_info(K))
@@ -248,7 +248,7 @@ def test_camera_info_parsing_and_cache():
 
 
 def test_gravity_smoothing_parameter_is_validated():
-    from smmcl_ros.params import DEFAULTS, ParameterError, validate
+    from smmcl_ros.node.params import DEFAULTS, ParameterError, validate
 
     assert validate(dict(DEFAULTS, hha_gravity_smoothing=0.9)).hha_gravity_smoothing == 0.9
     assert validate(dict(DEFAULTS, aux_modality='hha')).aux_modality == 'hha'

@@ -8,7 +8,7 @@ import yaml
 
 from smmcl_ros.launch_args import (executable, FASTDDS_PROFILE, node_command, node_env,
                                    parse_bool)
-from smmcl_ros.params import DEFAULTS
+from smmcl_ros.node.params import DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch' / 'segmentation.launch.py'

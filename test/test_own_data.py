@@ -135,7 +135,7 @@ def test_colour_thermal_without_a_map_falls_back_to_luminance_with_a_warning():
 
 
 def test_segmenter_and_codec_handle_pseudo_colour_thermal(tmp_path):
-    from smmcl_ros.image_codec import decode_aux
+    from smmcl_ros.messages.image_codec import decode_aux
 
     rgb, thermal, _ = render_scene(5, 48, 64, 'thermal')
     colour = colorize(thermal, 'inferno')

@@ -200,7 +200,7 @@ def test_conventions_reach_the_network_through_segmenter(segmenter, real_frame,
 def test_released_file_is_named_by_every_loader(release_files, tmp_path, capsys):
     from smmcl_core.segmenter import Segmenter
     from smmcl_ros import bag_eval
-    from smmcl_ros.bundled import SAMPLE_BAG
+    from smmcl_ros.demo.bundled import SAMPLE_BAG
 
     path = release_files['module']
     with pytest.raises(CheckpointError, match='released SMMCL training checkpoint') as err:
@@ -235,7 +235,7 @@ def test_bad_files_give_named_errors(release_files, tmp_path, capsys):
     torch.save({'model': {'conv1.weight': torch.zeros(2)}, 'epoch': 3}, other)
     err = _import_error(capsys, other)
     assert 'not a released SMMCL checkpoint' in err and 'conv1.weight' in err
-    from smmcl_ros.bundled import DEMO_CHECKPOINT
+    from smmcl_ros.demo.bundled import DEMO_CHECKPOINT
     assert 'already an smmcl checkpoint' in _import_error(capsys, DEMO_CHECKPOINT)
 
     # Right file, wrong dataset: the class count comes from the classifier's shape.

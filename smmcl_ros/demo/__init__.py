@@ -1,0 +1,1 @@
+"""``smmcl-demo`` (:mod:`~smmcl_ros.demo.demo`) and the files it bundles (:mod:`.bundled`)."""

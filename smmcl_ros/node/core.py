@@ -1,0 +1,310 @@
+"""``smmcl_segmentation``: RGB + depth/thermal semantic segmentation, the rclpy wiring.
+
+Data flow (the processing is :mod:`smmcl_ros.pipeline`; this module only connects ROS to it)::
+
+    rgb/image --decode--+                          +--> segmentation/mask (mono8)
+                        +--> FrameAssembler -----> |    segmentation/color (rgb8)
+    aux/image --decode--+   (stamp guard, sync)    |    segmentation/overlay (rgb8)
+                                 |                 |    segmentation/confidence (32FC1)
+                        LatestFrameWorker --> FrameProcessor (aux prep, predict, outputs)
+
+Images are decoded in the subscription callbacks (a strided view, no copy), so bad input is
+rejected before it reaches the synchroniser. The synchroniser callback only puts the newest
+frame in the one-slot worker; a frame overwritten before the thread took it is counted as
+dropped. Every output copies the RGB header exactly and has the RGB resolution. An optional
+``rgb/camera_info`` is republished as ``segmentation/camera_info`` with each mask's header.
+
+Input QoS follows the publishers (``qos: auto``, :mod:`smmcl_ros.node.qos`); outputs are
+reliable with a small depth by default (``output_qos``), so default-QoS viewers match them.
+
+:class:`SegmentationCore` has configure / activate / deactivate / cleanup steps;
+:class:`smmcl_ros.node.node.SegmentationNode` runs them all at start-up,
+:class:`smmcl_ros.node.lifecycle.SegmentationLifecycleNode` on lifecycle transitions.
+"""
+
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+
+from smmcl_ros import topics
+from smmcl_ros.messages import image_codec
+from smmcl_ros.messages.camera_info import restamped
+from smmcl_ros.messages.labels import labels_json
+from smmcl_ros.node.diagnostics import diagnostic_array
+from smmcl_ros.node.model import load_segmenter, resolve_class_names, resolve_modality
+from smmcl_ros.node.params import declare, NodeParams, read
+from smmcl_ros.node.qos import AdaptiveSubscription, output_profile, reliable
+from smmcl_ros.pipeline.assemble import AUX, AuxWatch, FrameAssembler, RGB
+from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder
+from smmcl_ros.pipeline.frame import Frame, Stamped
+from smmcl_ros.pipeline.intrinsics import CameraInfoError, IntrinsicsCache
+from smmcl_ros.pipeline.outputs import ENCODINGS
+from smmcl_ros.pipeline.process import FrameProcessor
+from smmcl_ros.pipeline.relay import StampedStore
+from smmcl_ros.pipeline.slot import LatestFrameWorker
+from smmcl_ros.pipeline.stamps import header_ns
+from smmcl_ros.pipeline.stats import NodeStats
+
+QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
+# Optional image outputs: output name -> the parameter that enables it.
+OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
+                    'confidence': 'publish_confidence'}
+
+
+class SegmentationCore:
+    """Synchronises RGB + aux images, segments the newest pair, publishes masks.
+
+    A mixin for an rclpy ``Node`` or ``LifecycleNode`` (it calls their ``create_*`` methods):
+    call :meth:`_init_core` from ``__init__``, then :meth:`configure` (read parameters, load the
+    model), :meth:`activate` (publishers, subscriptions, timers, inference thread),
+    :meth:`deactivate` (undo activate: nothing is published afterwards) and :meth:`cleanup`
+    (free the model). Transitions run in the executor thread, like the message callbacks.
+    """
+
+    def _init_core(self) -> None:
+        declare(self)
+        self.params: Optional[NodeParams] = None
+        self.segmenter = None
+        self.stats = NodeStats()
+        self._loggers: Dict[Tuple[str, str], Any] = {}
+        self._inputs: Dict[str, AdaptiveSubscription] = {}
+        self._core_timers: List[Any] = []
+        self._core_publishers: List[Any] = []
+        self._worker: Optional[LatestFrameWorker] = None
+
+    @property
+    def active(self) -> bool:
+        """Subscribed and publishing."""
+        return self._worker is not None
+
+    # ---- transitions -----------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Read the parameters and load the model.
+
+        Raises:
+            ParameterError, ValueError, OSError, KeyError, RuntimeError: Bad parameters or
+                checkpoint; nothing is kept loaded.
+        """
+        self.params = read(self)
+        segmenter = load_segmenter(self.params)
+        self.modality = resolve_modality(self.params, segmenter)
+        self.class_names = resolve_class_names(self.params, segmenter)
+        self.segmenter = segmenter
+        self.palette = np.asarray(segmenter.palette, np.uint8)  # (K,3)
+        self.device = str(segmenter.device)
+
+    def cleanup(self) -> None:
+        """Free the model (after :meth:`deactivate`)."""
+        device = None if self.segmenter is None else str(self.segmenter.device)
+        self.segmenter = None
+        import gc
+
+        gc.collect()
+        if device is not None and device.startswith('cuda'):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def activate(self) -> None:
+        """Create publishers, the pipeline, subscriptions and timers; start inference."""
+        params = self.params
+        self.stats = NodeStats()
+        qos = output_profile(params.output_qos)
+        self._pubs = {'mask': self._publisher(Image, topics.MASK, qos)}
+        for name, flag in OPTIONAL_OUTPUTS.items():
+            if getattr(params, flag):
+                self._pubs[name] = self._publisher(Image, topics.IMAGE_OUTPUTS[name], qos)
+        self._pub_info = self._publisher(CameraInfo, topics.CAMERA_INFO, qos)
+        latched = reliable(1, latched=True)
+        self._publisher(String, topics.LABELS, latched).publish(
+            String(data=labels_json(self.class_names, self.palette)))
+        self._publish_label_info(latched)
+        self._pub_diag = self._publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+
+        self.pipeline_setup()
+        log = self.get_logger().info
+        self._inputs = {
+            topic: AdaptiveSubscription(self, msg_type, topic, callback, params.qos, log)
+            for topic, msg_type, callback in ((topics.RGB, Image, self._on_rgb),
+                                              (topics.AUX, Image, self._on_aux),
+                                              (topics.RGB_INFO, CameraInfo, self._on_info))}
+        if self.modality == 'hha':  # HHA checkpoints: the depth camera's intrinsics
+            self._inputs[topics.AUX_INFO] = AdaptiveSubscription(
+                self, CameraInfo, topics.AUX_INFO, self._on_aux_info, params.qos, log)
+        # The refresh also keeps the publisher counts in /diagnostics current for fixed QoS.
+        self._core_timers = [
+            self.create_timer(params.diagnostics_period, self._publish_diagnostics),
+            self.create_timer(QOS_REFRESH_S, self._refresh_inputs)]
+        self.get_logger().info(
+            f'ready: {len(self.class_names)} classes, aux={self.modality}, device={self.device}, '
+            f'backend={self.segmenter.backend}, precision={self.segmenter.precision}, '
+            f'qos={params.qos}, output_qos={params.output_qos}, '
+            f'on_missing_aux={params.on_missing_aux}')
+
+    def pipeline_setup(self) -> None:
+        """The ROS-free pipeline of this activation (:mod:`smmcl_ros.pipeline`)."""
+        params = self.params
+        self._watch = AuxWatch(params.aux_timeout)
+        self._assembler = FrameAssembler(params.sync_slop, params.sync_queue_size,
+                                         self._on_frame, self._problem,
+                                         sources={RGB: topics.RGB, AUX: topics.AUX})
+        self._infos = StampedStore()  # rgb/camera_info by stamp
+        self._intrinsics = IntrinsicsCache()  # aux/camera_info
+        hha = (make_hha_encoder(params.hha_gravity_smoothing, self.segmenter.device)
+               if self.modality == 'hha' else None)
+        aux = AuxPreparer(self.modality, self._problem, self._intrinsics, hha)
+        self._processor = FrameProcessor(self.segmenter, aux, params.overlay_alpha,
+                                         self.palette, self.stats)
+        self._worker = LatestFrameWorker(self._process, self._on_inference_error,
+                                         lambda: self.stats.count('dropped'))
+        self._worker.start()
+
+    def deactivate(self) -> None:
+        """Stop subscriptions, timers and the inference thread, then destroy the publishers.
+
+        The frame being segmented is finished but not published.
+        """
+        for subscription in self._inputs.values():
+            subscription.destroy()
+        self._inputs = {}
+        for timer in self._core_timers:
+            self.destroy_timer(timer)
+        self._core_timers = []
+        if self._worker is not None:
+            self._worker.stop(timeout=30.0)
+            self._worker = None
+        for pub in self._core_publishers:
+            self.destroy_publisher(pub)
+        self._core_publishers = []
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _publisher(self, msg_type: Any, topic: str, qos: Any) -> Any:
+        pub = self.create_publisher(msg_type, topic, qos)
+        self._core_publishers.append(pub)
+        return pub
+
+    def _refresh_inputs(self) -> None:
+        for subscription in self._inputs.values():
+            subscription.refresh()
+
+    def _publish_label_info(self, qos: Any) -> None:
+        try:
+            from vision_msgs.msg import LabelInfo, VisionClass
+        except ImportError:
+            return  # optional: the JSON labels topic carries the same information
+        info = LabelInfo()
+        info.class_map = [VisionClass(class_id=i, class_name=n)
+                          for i, n in enumerate(self.class_names)]
+        self._publisher(LabelInfo, topics.LABEL_INFO, qos).publish(info)
+
+    def _problem(self, topic: str, reason: str, detail: str, once: bool = False) -> None:
+        """Count an input problem and log it, throttled per (topic, reason)."""
+        self.stats.issue(topic, reason)
+        key = (topic, reason)
+        if key not in self._loggers:
+            # rclpy throttles per logger object and call site: one child logger per key keeps
+            # one noisy reason from hiding another.
+            self._loggers[key] = self.get_logger().get_child(
+                f'{topic.replace("/", "_")}_{reason}')
+        logger = self._loggers[key]
+        if once:
+            logger.warning(f'{topic}: {reason}: {detail}', once=True)
+        else:
+            logger.warning(f'{topic}: {reason}: {detail}',
+                           throttle_duration_sec=self.params.log_throttle_sec)
+
+    # ---- callbacks (executor thread) -------------------------------------------------------
+
+    def _on_rgb(self, msg: Image) -> None:
+        now = time.monotonic()
+        self._watch.rgb_arrived(now)
+        self.stats.count('rgb_in')
+        try:
+            rgb = image_codec.decode_rgb(msg)
+        except image_codec.ImageDecodeError as err:
+            self._problem(topics.RGB, err.reason, err.detail)
+            return
+        item = Stamped(rgb, header_ns(msg), msg.header, now)
+        if self.params.on_missing_aux == 'rgb_only' and self._watch.stale(now):
+            self._assembler.add_rgb_only(item)
+        else:
+            self._assembler.add(RGB, item)
+
+    def _on_aux(self, msg: Image) -> None:
+        now = time.monotonic()
+        self.stats.count('aux_in')
+        try:
+            aux = image_codec.decode_aux(msg, self.modality)
+        except image_codec.ImageDecodeError as err:
+            self._problem(topics.AUX, err.reason, err.detail)
+            return
+        self._watch.aux_arrived(now)
+        self._assembler.add(AUX, Stamped(aux, header_ns(msg), msg.header, now))
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.stats.count('camera_info_in')
+        self._infos.add(header_ns(msg), msg)
+
+    def _on_aux_info(self, msg: CameraInfo) -> None:
+        try:
+            changed = self._intrinsics.update(msg)
+        except CameraInfoError as err:
+            self._problem(topics.AUX_INFO, err.reason, err.detail)
+            return
+        if changed:
+            K = self._intrinsics.current.K
+            self.get_logger().info(
+                f'{topics.AUX_INFO}: intrinsics fx={K[0, 0]:.2f} fy={K[1, 1]:.2f} '
+                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for HHA encoding')
+
+    def _on_frame(self, frame: Frame) -> None:
+        """Assembler callback: only hand the frame to the worker (runs under the sync lock)."""
+        self.stats.count('pairs')
+        self._worker.offer(frame)
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        if self._watch.became_silent(now):
+            policy = ('segmenting RGB with an invalid aux image'
+                      if self.params.on_missing_aux == 'rgb_only' else 'waiting for aux')
+            self._problem(topics.AUX, 'aux_silent',
+                          f'no valid aux image for > {self.params.aux_timeout} s; {policy}')
+        level, message, values = self.stats.snapshot(
+            self._watch.age(now), self._watch.silent(now), self.device)
+        values += [('backend', self.segmenter.backend), ('precision', self.segmenter.precision)]
+        for topic, subscription in self._inputs.items():
+            values += [(f'qos.{topic}', subscription.describe()),
+                       (f'publishers.{topic}', str(subscription.publishers))]
+        self._pub_diag.publish(diagnostic_array(
+            f'{self.get_name()}: segmentation', level, message, self.device, values,
+            self.get_clock().now().to_msg()))
+
+    # ---- inference thread ------------------------------------------------------------------
+
+    def _on_inference_error(self, err: Exception) -> bool:
+        if not self.context.ok():
+            return False  # shutting down (SIGINT): the publishers are gone
+        self._problem(topics.MODEL, 'inference_error', f'{type(err).__name__}: {err}')
+        return True
+
+    def _process(self, frame: Frame) -> None:
+        wanted = [name for name, pub in self._pubs.items()
+                  if name == 'mask' or pub.get_subscription_count() > 0]
+        outputs = self._processor.run(frame, confidence='confidence' in wanted)
+        if outputs is None or self._worker is None or self._worker.stopping:
+            return  # aux not ready (reported), or deactivating: publish nothing more
+        header = frame.header
+        for name in wanted:  # mask first: the camera_info relay follows it
+            self._pubs[name].publish(image_codec.fill_image(
+                Image(), outputs.get(name), ENCODINGS[name], header))
+            if name == 'mask':
+                info = self._infos.for_stamp(frame.stamp_ns)
+                if info is not None:
+                    self._pub_info.publish(restamped(info, header))
+        self.stats.frame_done(time.monotonic() - frame.received, outputs.result.inference_s)

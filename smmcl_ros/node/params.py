@@ -1,0 +1,129 @@
+"""Parameters of the ``smmcl_segmentation`` node: declared with defaults, read once, validated.
+
+``config/segmentation.yaml`` mirrors :data:`DEFAULTS`; keep the two in step.
+"""
+
+from dataclasses import dataclass, fields
+from typing import Any, Dict, Tuple
+
+from smmcl_ros.demo.bundled import resolve_checkpoint
+
+DEFAULTS: Dict[str, Any] = {
+    'checkpoint': '',
+    'device': 'auto',
+    'precision': 'fp32',
+    'backend': 'auto',  # checked by Segmenter (smmcl_core.engines.BACKENDS)
+    'aux_modality': '',
+    'sync_slop': 0.05,
+    'sync_queue_size': 10,
+    'qos': 'auto',
+    'output_qos': 'reliable',
+    'publish_color': True,
+    'publish_overlay': True,
+    'publish_confidence': False,
+    'overlay_alpha': 0.5,
+    'aux_timeout': 1.0,
+    'on_missing_aux': 'wait',
+    'diagnostics_period': 1.0,
+    'log_throttle_sec': 5.0,
+    'hha_gravity_smoothing': 0.0,
+}
+# Declared separately: a string array has no usable empty default in rclpy (an empty list is
+# typed as a byte array), so it is declared by type and read with an empty fallback.
+CLASS_NAMES = 'class_names'
+
+CHOICES: Dict[str, Tuple[str, ...]] = {
+    'device': ('auto', 'cpu', 'cuda'),
+    'precision': ('fp32', 'fp16', 'bf16'),
+    'aux_modality': ('', 'depth', 'thermal', 'hha'),
+    'qos': ('auto', 'sensor_data', 'reliable'),
+    'output_qos': ('reliable', 'sensor_data'),
+    'on_missing_aux': ('wait', 'rgb_only'),
+}
+
+
+class ParameterError(ValueError):
+    """An invalid node parameter; the message names the parameter and the valid values."""
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Validated node parameters (see ``config/segmentation.yaml`` for their meaning)."""
+
+    checkpoint: str
+    device: str
+    precision: str
+    aux_modality: str
+    sync_slop: float
+    sync_queue_size: int
+    qos: str
+    output_qos: str
+    publish_color: bool
+    publish_overlay: bool
+    publish_confidence: bool
+    overlay_alpha: float
+    aux_timeout: float
+    on_missing_aux: str
+    diagnostics_period: float
+    log_throttle_sec: float
+    hha_gravity_smoothing: float = 0.0
+    backend: str = 'auto'
+    class_names: Tuple[str, ...] = ()
+
+
+def validate(values: Dict[str, Any]) -> NodeParams:
+    """Check raw parameter values and build :class:`NodeParams`.
+
+    Raises:
+        ParameterError: Naming the first offending parameter.
+    """
+    values = dict(values)
+    try:
+        values['checkpoint'] = resolve_checkpoint(str(values.get('checkpoint') or ''))
+    except ValueError as err:
+        raise ParameterError(f"parameter 'checkpoint': {err}") from err
+    for name, choices in CHOICES.items():
+        if values[name] not in choices:
+            raise ParameterError(
+                f'parameter {name!r} = {values[name]!r} is invalid; valid: {list(choices)}')
+    positive = ('sync_slop', 'aux_timeout', 'diagnostics_period')
+    for name in positive:
+        if not float(values[name]) > 0:
+            raise ParameterError(f'parameter {name!r} must be > 0, got {values[name]!r}')
+    if int(values['sync_queue_size']) < 1:
+        raise ParameterError(
+            f"parameter 'sync_queue_size' must be >= 1, got {values['sync_queue_size']!r}")
+    if not 0.0 <= float(values['overlay_alpha']) <= 1.0:
+        raise ParameterError(
+            f"parameter 'overlay_alpha' must be in [0, 1], got {values['overlay_alpha']!r}")
+    if not 0.0 <= float(values.get('hha_gravity_smoothing', 0.0)) < 1.0:
+        raise ParameterError(f"parameter 'hha_gravity_smoothing' must be in [0, 1), got "
+                             f"{values['hha_gravity_smoothing']!r}")
+    kwargs = {f.name: values[f.name] for f in fields(NodeParams) if f.name in values}
+    kwargs['class_names'] = tuple(values.get(CLASS_NAMES) or ())
+    return NodeParams(**kwargs)
+
+
+def declare_and_read(node: Any) -> NodeParams:
+    """Declare every parameter on an rclpy node with its default, read once and validate."""
+    declare(node)
+    return read(node)
+
+
+def declare(node: Any) -> None:
+    """Declare every parameter with its default (the lifecycle node reads them on configure)."""
+    from rclpy.parameter import Parameter  # keep this module importable without ROS
+
+    for name, default in DEFAULTS.items():
+        node.declare_parameter(name, default)
+    node.declare_parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY)
+
+
+def read(node: Any) -> NodeParams:
+    """Read the declared parameters' current values and validate them."""
+    from rclpy.parameter import Parameter
+
+    values = {name: node.get_parameter(name).value for name in DEFAULTS}
+    fallback = Parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY, [])
+    values[CLASS_NAMES] = list(node.get_parameter_or(CLASS_NAMES, fallback).value or [])
+    return validate(values)
