@@ -5,11 +5,15 @@ Data flow (the processing is :mod:`smmcl_ros.pipeline`; this module only connect
     rgb/image --decode--+                          +--> segmentation/mask (mono8)
                         +--> FrameAssembler -----> |    segmentation/color (rgb8)
     aux/image --decode--+   (stamp guard, sync)    |    segmentation/overlay (rgb8)
-                                 |                 |    segmentation/confidence (32FC1)
-                        LatestFrameWorker --> FrameProcessor (aux prep, predict, outputs)
+                                 |                 |    segmentation/confidence (32FC1/mono8)
+                        LatestFrameWorker --> FrameProcessor +--> segmentation/points (cloud)
+                                            (aux prep, predict, outputs)
 
 Images are decoded in the subscription callbacks (a strided view, no copy), so bad input is
-rejected before it reaches the synchroniser. The synchroniser callback only puts the newest
+rejected before it reaches the synchroniser. ``segmentation/points`` (depth and HHA
+checkpoints, K from ``aux/camera_info``) and the optional images are computed only while
+someone subscribes; ``segmentation/label_info`` (``vision_msgs``, when installed) and the JSON
+``segmentation/labels`` are latched. The synchroniser callback only puts the newest
 frame in the one-slot worker; a frame overwritten before the thread took it is counted as
 dropped. Every output copies the RGB header exactly and has the RGB resolution. An optional
 ``rgb/camera_info`` is republished as ``segmentation/camera_info`` with each mask's header.
@@ -27,22 +31,25 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from smmcl_ros import topics
 from smmcl_ros.messages import image_codec
 from smmcl_ros.messages.camera_info import restamped
+from smmcl_ros.messages.label_info import build_label_info, label_info_types
 from smmcl_ros.messages.labels import labels_json
+from smmcl_ros.messages.pointcloud import fill_pointcloud
 from smmcl_ros.node.diagnostics import diagnostic_array
 from smmcl_ros.node.model import load_segmenter, resolve_class_names, resolve_modality
-from smmcl_ros.node.params import declare, NodeParams, read
+from smmcl_ros.node.params import declare, NodeParams, ParameterError, read
 from smmcl_ros.node.qos import AdaptiveSubscription, output_profile, reliable
 from smmcl_ros.pipeline.assemble import AUX, AuxWatch, FrameAssembler, RGB
 from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder
+from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
 from smmcl_ros.pipeline.frame import Frame, Stamped
 from smmcl_ros.pipeline.intrinsics import CameraInfoError, IntrinsicsCache
-from smmcl_ros.pipeline.outputs import ENCODINGS
+from smmcl_ros.pipeline.points import CloudBuilder, points_config, PointsConfig
 from smmcl_ros.pipeline.process import FrameProcessor
 from smmcl_ros.pipeline.relay import StampedStore
 from smmcl_ros.pipeline.slot import LatestFrameWorker
@@ -53,6 +60,7 @@ QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local grap
 # Optional image outputs: output name -> the parameter that enables it.
 OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
                     'confidence': 'publish_confidence'}
+CLOUD_MODALITIES = ('depth', 'hha')  # checkpoints fed depth: segmentation/points
 
 
 class SegmentationCore:
@@ -94,6 +102,14 @@ class SegmentationCore:
         segmenter = load_segmenter(self.params)
         self.modality = resolve_modality(self.params, segmenter)
         self.class_names = resolve_class_names(self.params, segmenter)
+        self.points: Optional[PointsConfig] = None  # None: no segmentation/points
+        if self.params.publish_points and self.modality in CLOUD_MODALITIES:
+            try:
+                self.points = points_config(self.params.points_stride,
+                                            self.params.points_max_range,
+                                            self.params.points_classes, self.class_names)
+            except ValueError as err:
+                raise ParameterError(str(err)) from err
         self.segmenter = segmenter
         self.palette = np.asarray(segmenter.palette, np.uint8)  # (K,3)
         self.device = str(segmenter.device)
@@ -119,6 +135,12 @@ class SegmentationCore:
         for name, flag in OPTIONAL_OUTPUTS.items():
             if getattr(params, flag):
                 self._pubs[name] = self._publisher(Image, topics.IMAGE_OUTPUTS[name], qos)
+        if self.points is not None:
+            self._pubs['points'] = self._publisher(PointCloud2, topics.POINTS, qos)
+        elif params.publish_points:
+            self.get_logger().info(
+                f'{topics.POINTS}: not published: the checkpoint takes {self.modality} '
+                f'images, a cloud needs depth ({"/".join(CLOUD_MODALITIES)} checkpoints)')
         self._pub_info = self._publisher(CameraInfo, topics.CAMERA_INFO, qos)
         latched = reliable(1, latched=True)
         self._publisher(String, topics.LABELS, latched).publish(
@@ -133,7 +155,7 @@ class SegmentationCore:
             for topic, msg_type, callback in ((topics.RGB, Image, self._on_rgb),
                                               (topics.AUX, Image, self._on_aux),
                                               (topics.RGB_INFO, CameraInfo, self._on_info))}
-        if self.modality == 'hha':  # HHA checkpoints: the depth camera's intrinsics
+        if self.modality == 'hha' or self.points is not None:  # the depth camera's intrinsics
             self._inputs[topics.AUX_INFO] = AdaptiveSubscription(
                 self, CameraInfo, topics.AUX_INFO, self._on_aux_info, params.qos, log)
         # The refresh also keeps the publisher counts in /diagnostics current for fixed QoS.
@@ -158,8 +180,11 @@ class SegmentationCore:
         hha = (make_hha_encoder(params.hha_gravity_smoothing, self.segmenter.device)
                if self.modality == 'hha' else None)
         aux = AuxPreparer(self.modality, self._problem, self._intrinsics, hha)
+        cloud = (CloudSource(CloudBuilder(self.palette, self.points), self._intrinsics)
+                 if self.points is not None else None)
         self._processor = FrameProcessor(self.segmenter, aux, params.overlay_alpha,
-                                         self.palette, self.stats)
+                                         self.palette, self.stats, cloud,
+                                         params.confidence_encoding)
         self._worker = LatestFrameWorker(self._process, self._on_inference_error,
                                          lambda: self.stats.count('dropped'))
         self._worker.start()
@@ -194,14 +219,13 @@ class SegmentationCore:
             subscription.refresh()
 
     def _publish_label_info(self, qos: Any) -> None:
-        try:
-            from vision_msgs.msg import LabelInfo, VisionClass
-        except ImportError:
-            return  # optional: the JSON labels topic carries the same information
-        info = LabelInfo()
-        info.class_map = [VisionClass(class_id=i, class_name=n)
-                          for i, n in enumerate(self.class_names)]
-        self._publisher(LabelInfo, topics.LABEL_INFO, qos).publish(info)
+        types, reason = label_info_types()
+        if types is None:  # optional: the JSON labels topic carries the same information
+            self.get_logger().info(f'{topics.LABEL_INFO}: not published: {reason}')
+            return
+        info = build_label_info(types, self.class_names, self.params.label_info_threshold)
+        info.header.stamp = self.get_clock().now().to_msg()
+        self._publisher(types.label_info, topics.LABEL_INFO, qos).publish(info)
 
     def _problem(self, topic: str, reason: str, detail: str, once: bool = False) -> None:
         """Count an input problem and log it, throttled per (topic, reason)."""
@@ -261,7 +285,7 @@ class SegmentationCore:
             K = self._intrinsics.current.K
             self.get_logger().info(
                 f'{topics.AUX_INFO}: intrinsics fx={K[0, 0]:.2f} fy={K[1, 1]:.2f} '
-                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for HHA encoding')
+                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f}')
 
     def _on_frame(self, frame: Frame) -> None:
         """Assembler callback: only hand the frame to the worker (runs under the sync lock)."""
@@ -296,15 +320,31 @@ class SegmentationCore:
     def _process(self, frame: Frame) -> None:
         wanted = [name for name, pub in self._pubs.items()
                   if name == 'mask' or pub.get_subscription_count() > 0]
-        outputs = self._processor.run(frame, confidence='confidence' in wanted)
+        outputs = self._processor.run(
+            frame, confidence='confidence' in wanted or 'points' in wanted)
         if outputs is None or self._worker is None or self._worker.stopping:
             return  # aux not ready (reported), or deactivating: publish nothing more
         header = frame.header
         for name in wanted:  # mask first: the camera_info relay follows it
+            if name == 'points':
+                self._publish_points(outputs, header)
+                continue
             self._pubs[name].publish(image_codec.fill_image(
-                Image(), outputs.get(name), ENCODINGS[name], header))
+                Image(), outputs.get(name), outputs.encoding(name), header))
             if name == 'mask':
                 info = self._infos.for_stamp(frame.stamp_ns)
                 if info is not None:
                     self._pub_info.publish(restamped(info, header))
         self.stats.frame_done(time.monotonic() - frame.received, outputs.result.inference_s)
+
+    def _publish_points(self, outputs: Any, header: Any) -> None:
+        start = time.monotonic()
+        try:
+            cloud = outputs.get('points')
+        except NoCloud as err:  # e.g. no aux/camera_info yet, an RGB-only frame
+            self._problem(topics.POINTS, err.reason, f'{err.detail}; no cloud for this frame',
+                          once=err.reason == 'no_depth')
+            return
+        msg = fill_pointcloud(PointCloud2(), cloud, header)
+        self.stats.stage_done('points', time.monotonic() - start)
+        self._pubs['points'].publish(msg)
