@@ -285,7 +285,8 @@ class SegmentationCore:
             K = self._intrinsics.current.K
             self.get_logger().info(
                 f'{topics.AUX_INFO}: intrinsics fx={K[0, 0]:.2f} fy={K[1, 1]:.2f} '
-                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f}')
+                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for '
+                f'{"HHA encoding" if self.modality == "hha" else topics.POINTS}')
 
     def _on_frame(self, frame: Frame) -> None:
         """Assembler callback: only hand the frame to the worker (runs under the sync lock)."""
