@@ -33,5 +33,6 @@ CAMERA_RGB_INFO = '/camera/color/camera_info'  # the camera the aux image is reg
 BAG_LABEL = '/segmentation/label'
 BAG_MASK = '/' + MASK
 BAG_COLOR = '/' + COLOR
+BAG_POINTS = '/' + POINTS
 DEMO_RGB = '/demo/rgb'
 DEMO_AUX = '/demo/aux'
