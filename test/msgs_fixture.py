@@ -5,13 +5,16 @@ Use it from a test module with ``from msgs_fixture import vision_msgs  # noqa: F
 processes). Skips, with the reason, where the build tools are not installed.
 """
 
+import importlib.util
 from pathlib import Path
-import sys
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / 'msgs'))
-import build_msgs  # noqa: E402  (test/msgs is not a package)
+# test/msgs is not a package: load its build helper by path.
+_SPEC = importlib.util.spec_from_file_location(
+    'build_msgs', Path(__file__).resolve().parent / 'msgs' / 'build_msgs.py')
+build_msgs = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(build_msgs)
 
 
 @pytest.fixture(scope='session')

@@ -111,4 +111,3 @@ def read_pointcloud(msg: Any) -> np.ndarray:
                          f'{height} x {width} points of {point_step} bytes')
     rows = raw[:height * row_step].reshape(height, row_step)[:, :width * point_step]
     return np.ascontiguousarray(rows).view(dtype).reshape(height, width).copy()
-

@@ -139,14 +139,17 @@ class SemanticCloud(NamedTuple):
 
     @property
     def height(self) -> int:
+        """Rows of the cloud."""
         return self.buffer.shape[0]
 
     @property
     def width(self) -> int:
+        """Points per row."""
         return self.buffer.shape[1]
 
     @property
     def points(self) -> np.ndarray:
+        """Structured ``(height, width)`` view of :data:`POINT_DTYPE`."""
         return self.buffer.view(POINT_DTYPE)[..., 0]
 
 

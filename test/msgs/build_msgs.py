@@ -1,8 +1,8 @@
 """Build the test-only ``vision_msgs`` package (LabelInfo, VisionClass) once, into a cache.
 
 ``vision_msgs`` is not on PyPI; its two definitions in ``vision_msgs/msg`` are built here with
-colcon and the PyPI ``ros-jazzy-*`` generator wheels (the Makefile's ``TEST_SPEC``), so LabelInfo goes
-over DDS for real in the tests. The build (about 15 s) lands in
+colcon and the PyPI ``ros-jazzy-*`` generator wheels (the Makefile's ``TEST_SPEC``), so
+LabelInfo goes over DDS for real in the tests. The build (about 15 s) lands in
 ``<cache>/vision_msgs-<digest>/install``; the digest covers the package sources and the
 interpreter, so a changed ``.msg`` rebuilds and concurrent test processes wait on a lock.
 

@@ -1,4 +1,4 @@
-"""LabelInfo over DDS: built by smmcl_ros.messages.label_info in one process, received late in another.
+"""LabelInfo over DDS: built by messages.label_info in one process, received late in another.
 
 Uses the test-only vision_msgs package built by ``msgs_fixture`` (skips with the reason where the
 build tools are missing).
@@ -10,13 +10,13 @@ import subprocess
 import sys
 import time
 
+from msgs_fixture import vision_msgs  # noqa: F401  (session fixture)
 import pytest
 
-from msgs_fixture import vision_msgs  # noqa: F401  (session fixture)
 from smmcl_core.data.classes import NYU40_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PUBLISHER = '''
+PUBLISHER = """
 import sys, time
 import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -31,7 +31,7 @@ pub = node.create_publisher(types.label_info, 'segmentation/label_info', qos)
 pub.publish(build_label_info(types, sys.argv[1].split(','), float(sys.argv[2])))
 print('published', flush=True)
 sys.stdin.read()  # until the test closes stdin
-'''
+"""
 
 
 @pytest.mark.ros

@@ -160,8 +160,8 @@ def test_point_layout_and_rgb_packing():
     (dict(stride=1.5), "'points_stride' must be an integer >= 1, got 1.5"),
     (dict(max_range=-1.0), "'points_max_range' must be a number of metres >= 0"),
     (dict(max_range=float('nan')), "'points_max_range'"),
-    (dict(classes=['floor', 'sofaa']), "'points_classes': unknown class 'sofaa'; valid: "
-                                      "['unlabeled', 'wall', 'floor'"),
+    (dict(classes=['floor', 'sofaa']),
+     "'points_classes': unknown class 'sofaa'; valid: ['unlabeled', 'wall', 'floor'"),
 ])
 def test_points_parameters_are_checked(kwargs, message):
     args = dict(stride=1, max_range=0.0, classes=[]) | kwargs
