@@ -80,3 +80,15 @@ def test_label_info_threshold_is_checked(vision_msgs):  # noqa: F811
     assert types is not None, reason
     with pytest.raises(ValueError, match=r"'label_info_threshold' must be in \[0, 1\], got 1.5"):
         build_label_info(types, ['a'], 1.5)
+
+
+def test_missing_build_tools_are_named(monkeypatch, tmp_path):
+    """Without colcon/cmake on PATH the build refuses, naming them (the fixture then skips)."""
+    from msgs_fixture import build_msgs
+
+    monkeypatch.setenv('PATH', str(tmp_path))
+    missing = build_msgs.missing_tools()
+    assert 'colcon (executable)' in missing and 'cmake (executable)' in missing
+    with pytest.raises(build_msgs.MsgsUnavailable, match='missing colcon'):
+        build_msgs.build(tmp_path / 'cache')
+    assert not (tmp_path / 'cache').exists()

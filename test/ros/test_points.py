@@ -234,3 +234,50 @@ def test_pointcloud2_message_round_trip(nyu, confidence, kind):
         np.testing.assert_array_equal(points[name].view(np.uint32),
                                       cloud.points[name].view(np.uint32))  # bit-exact, NaN too
     np.testing.assert_array_equal(points['label'], mask[::2, ::2])
+
+
+def test_cloud_source_takes_k_from_the_aux_step_or_the_aux_camera(nyu, confidence):
+    """The K the node uses: the aux step's (HHA, registration), else aux/camera_info's, scaled."""
+    from types import SimpleNamespace
+
+    from smmcl_ros.pipeline.aux import PreparedAux
+    from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
+    from smmcl_ros.pipeline.frame import Frame
+    from smmcl_ros.pipeline.intrinsics import IntrinsicsCache
+
+    rgb, depth, mask, K, palette = nyu
+    source = CloudSource(CloudBuilder(palette), IntrinsicsCache())
+
+    def result(aux, prepared):
+        frame = Frame(rgb, aux, 5, aux_stamp_ns=None if aux is None else 5)
+        return SimpleNamespace(frame=frame, aux=prepared, labels=mask, confidence=confidence)
+
+    full = result(depth, PreparedAux(depth, depth, None))
+    with pytest.raises(NoCloud) as err:  # depth checkpoint before any aux/camera_info
+        source.cloud(full)
+    assert err.value.reason == 'no_camera_info'
+    info = SimpleNamespace(k=K.ravel().tolist(), height=480, width=640, binning_x=0,
+                           binning_y=0, roi=SimpleNamespace(x_offset=0, y_offset=0, height=0,
+                                                            width=0, do_rectify=False))
+    source.intrinsics.update(info)
+    want = reference_xyz(depth / 1000.0, K)
+    assert np.nanmax(np.abs(xyz_of(source.cloud(full)) - want)) < MAX_ERROR_M
+    # A half-size depth camera, resized to the RGB size by the aux step: its K is scaled.
+    half = depth[::2, ::2]
+    resized = np.repeat(np.repeat(half, 2, 0), 2, 1)
+    half_info = SimpleNamespace(**dict(vars(info), k=nyu_intrinsics(240, 320).ravel().tolist(),
+                                       height=240, width=320))
+    source.intrinsics.update(half_info)
+    got = xyz_of(source.cloud(result(half, PreparedAux(resized, resized, None))))
+    K_scaled = nyu_intrinsics(240, 320).copy()
+    K_scaled[:2] *= 2.0
+    K_scaled[:2, 2] += 0.5  # pixel centres: scaling about the corner of pixel 0
+    assert np.nanmax(np.abs(got - reference_xyz(resized / 1000.0, K_scaled))) < 1e-3
+    # The aux step's K (HHA checkpoints, registration) wins over the camera's.
+    other = K.copy()
+    other[0, 2] += 40.0
+    got = xyz_of(source.cloud(result(depth, PreparedAux(depth, depth, other))))
+    assert np.nanmax(np.abs(got - reference_xyz(depth / 1000.0, other))) < MAX_ERROR_M
+    with pytest.raises(NoCloud) as err:  # RGB-only frame
+        source.cloud(result(None, PreparedAux(np.zeros_like(depth), None, None)))
+    assert err.value.reason == 'no_depth'
