@@ -12,7 +12,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from smmcl_core.data.hha import scale_intrinsics
 from smmcl_ros.pipeline.intrinsics import CameraInfoError
 from smmcl_ros.pipeline.points import CloudBuilder, SemanticCloud
 
@@ -67,6 +66,7 @@ class CloudSource:
         except CameraInfoError as err:
             raise NoCloud(err.reason, err.detail) from err
         if tuple(aux_size) != tuple(prepared.raw.shape[:2]):
+            from smmcl_core.data.hha import scale_intrinsics  # imports torch: only when needed
             K = scale_intrinsics(K, aux_size, prepared.raw.shape[:2])
         return K
 
