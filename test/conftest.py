@@ -71,12 +71,9 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='module')
 def segmenter(checkpoint):
-    """The Segmenter of ``checkpoint`` on the CPU, one torch thread."""
-    import torch
-
+    """The Segmenter of ``checkpoint`` on the CPU (torch's thread count left as it is)."""
     from smmcl_core.segmenter import Segmenter
 
-    torch.set_num_threads(1)
     return Segmenter.from_checkpoint(checkpoint, device='cpu')
 
 

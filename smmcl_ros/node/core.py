@@ -1,25 +1,13 @@
-"""``smmcl_segmentation``: RGB + depth/thermal semantic segmentation, the rclpy wiring.
+"""``smmcl_segmentation``'s rclpy wiring around :mod:`smmcl_ros.pipeline` (docs/DESIGN.md).
 
-Data flow (the processing is :mod:`smmcl_ros.pipeline`; this module only connects ROS to it)::
-
-    rgb/image --decode--+                          +--> segmentation/mask (mono8)
-                        +--> FrameAssembler -----> |    segmentation/color (rgb8)
-    aux/image --decode--+   (stamp guard, sync)    |    segmentation/overlay (rgb8)
-                                 |                 |    segmentation/confidence (32FC1/mono8)
-                        LatestFrameWorker --> FrameProcessor +--> segmentation/points (cloud)
-                                            (aux prep, predict, outputs)
-
-Images are decoded in the subscription callbacks (a strided view, no copy), so bad input is
-rejected before it reaches the synchroniser. ``segmentation/points`` (depth and HHA
-checkpoints, K from ``aux/camera_info``) and the optional images are computed only while
-someone subscribes; ``segmentation/label_info`` (``vision_msgs``, when installed) and the JSON
-``segmentation/labels`` are latched. The synchroniser callback only puts the newest
-frame in the one-slot worker; a frame overwritten before the thread took it is counted as
-dropped. Every output copies the RGB header exactly and has the RGB resolution. An optional
-``rgb/camera_info`` is republished as ``segmentation/camera_info`` with each mask's header.
-
-Input QoS follows the publishers (``qos: auto``, :mod:`smmcl_ros.node.qos`); outputs are
-reliable with a small depth by default (``output_qos``), so default-QoS viewers match them.
+Subscription callbacks decode images (bad input is counted and logged, never reaches the
+synchroniser) and hand them to the pipeline's ``FrameAssembler``; its frames go to a
+``LatestFrameWorker`` whose thread runs ``FrameProcessor`` and publishes the outputs with the
+RGB header, plus ``rgb/camera_info`` relayed as ``segmentation/camera_info``. Input QoS follows
+the publishers (:mod:`smmcl_ros.node.qos`); outputs are reliable with a small depth.
+``segmentation/points`` (depth and HHA checkpoints, ``K`` from ``aux/camera_info``) is built,
+like the optional images, only while someone subscribes; ``segmentation/label_info``
+(``vision_msgs``, when installed) and the JSON ``segmentation/labels`` are latched.
 
 :class:`SegmentationCore` has configure / activate / deactivate / cleanup steps;
 :class:`smmcl_ros.node.node.SegmentationNode` runs them all at start-up,
@@ -27,7 +15,7 @@ reliable with a small depth by default (``output_qos``), so default-QoS viewers 
 """
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -43,12 +31,14 @@ from smmcl_ros.messages.pointcloud import fill_pointcloud
 from smmcl_ros.node.diagnostics import diagnostic_array
 from smmcl_ros.node.model import load_segmenter, resolve_class_names, resolve_modality
 from smmcl_ros.node.params import declare, NodeParams, ParameterError, read
+from smmcl_ros.node.problems import ProblemLog
 from smmcl_ros.node.qos import AdaptiveSubscription, output_profile, reliable
 from smmcl_ros.pipeline.assemble import AUX, AuxWatch, FrameAssembler, RGB
 from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder
 from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
 from smmcl_ros.pipeline.frame import Frame, Stamped
 from smmcl_ros.pipeline.intrinsics import CameraInfoError, IntrinsicsCache
+from smmcl_ros.pipeline.outputs import ENCODINGS
 from smmcl_ros.pipeline.points import CloudBuilder, points_config, PointsConfig
 from smmcl_ros.pipeline.process import FrameProcessor
 from smmcl_ros.pipeline.relay import StampedStore
@@ -57,9 +47,29 @@ from smmcl_ros.pipeline.stamps import header_ns
 from smmcl_ros.pipeline.stats import NodeStats
 
 QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
-# Optional image outputs: output name -> the parameter that enables it.
-OPTIONAL_OUTPUTS = {'color': 'publish_color', 'overlay': 'publish_overlay',
-                    'confidence': 'publish_confidence'}
+
+
+def _image(name: str) -> Tuple[Any, str, Callable[[Any, Any], Any]]:
+    encoding = ENCODINGS[name]
+    if name == 'confidence':  # confidence_encoding: float32 probability or mono8 (uint8)
+        return (Image, topics.IMAGE_OUTPUTS[name], lambda value, header: image_codec.fill_image(
+            Image(), value, 'mono8' if value.dtype == np.uint8 else encoding, header))
+    return (Image, topics.IMAGE_OUTPUTS[name],
+            lambda value, header: image_codec.fill_image(Image(), value, encoding, header))
+
+
+# Published outputs (pipeline.outputs.OUTPUTS names): (message type, topic, build(value,
+# header)) and the parameter that enables it ('' = always). A new output is one more row.
+PUBLISHED = {
+    'mask': _image('mask') + ('',),
+    'color': _image('color') + ('publish_color',),
+    'overlay': _image('overlay') + ('publish_overlay',),
+    'confidence': _image('confidence') + ('publish_confidence',),
+    # depth / HHA checkpoints only (SegmentationCore.points); NoCloud frames publish none
+    'points': (PointCloud2, topics.POINTS,
+               lambda cloud, header: fill_pointcloud(PointCloud2(), cloud, header),
+               'publish_points'),
+}
 CLOUD_MODALITIES = ('depth', 'hha')  # checkpoints fed depth: segmentation/points
 
 
@@ -78,7 +88,6 @@ class SegmentationCore:
         self.params: Optional[NodeParams] = None
         self.segmenter = None
         self.stats = NodeStats()
-        self._loggers: Dict[Tuple[str, str], Any] = {}
         self._inputs: Dict[str, AdaptiveSubscription] = {}
         self._core_timers: List[Any] = []
         self._core_publishers: List[Any] = []
@@ -99,6 +108,8 @@ class SegmentationCore:
                 checkpoint; nothing is kept loaded.
         """
         self.params = read(self)
+        self._problem = ProblemLog(self.get_logger(), lambda: self.stats,
+                                   self.params.log_throttle_sec)
         segmenter = load_segmenter(self.params)
         self.modality = resolve_modality(self.params, segmenter)
         self.class_names = resolve_class_names(self.params, segmenter)
@@ -131,13 +142,11 @@ class SegmentationCore:
         params = self.params
         self.stats = NodeStats()
         qos = output_profile(params.output_qos)
-        self._pubs = {'mask': self._publisher(Image, topics.MASK, qos)}
-        for name, flag in OPTIONAL_OUTPUTS.items():
-            if getattr(params, flag):
-                self._pubs[name] = self._publisher(Image, topics.IMAGE_OUTPUTS[name], qos)
-        if self.points is not None:
-            self._pubs['points'] = self._publisher(PointCloud2, topics.POINTS, qos)
-        elif params.publish_points:
+        self._pubs = {name: self._publisher(msg_type, topic, qos)
+                      for name, (msg_type, topic, _, flag) in PUBLISHED.items()
+                      if (not flag or getattr(params, flag))
+                      and (name != 'points' or self.points is not None)}
+        if params.publish_points and self.points is None:
             self.get_logger().info(
                 f'{topics.POINTS}: not published: the checkpoint takes {self.modality} '
                 f'images, a cloud needs depth ({"/".join(CLOUD_MODALITIES)} checkpoints)')
@@ -148,7 +157,7 @@ class SegmentationCore:
         self._publish_label_info(latched)
         self._pub_diag = self._publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
 
-        self.pipeline_setup()
+        self._pipeline_setup()
         log = self.get_logger().info
         self._inputs = {
             topic: AdaptiveSubscription(self, msg_type, topic, callback, params.qos, log)
@@ -168,7 +177,7 @@ class SegmentationCore:
             f'qos={params.qos}, output_qos={params.output_qos}, '
             f'on_missing_aux={params.on_missing_aux}')
 
-    def pipeline_setup(self) -> None:
+    def _pipeline_setup(self) -> None:
         """The ROS-free pipeline of this activation (:mod:`smmcl_ros.pipeline`)."""
         params = self.params
         self._watch = AuxWatch(params.aux_timeout)
@@ -227,22 +236,6 @@ class SegmentationCore:
         info.header.stamp = self.get_clock().now().to_msg()
         self._publisher(types.label_info, topics.LABEL_INFO, qos).publish(info)
 
-    def _problem(self, topic: str, reason: str, detail: str, once: bool = False) -> None:
-        """Count an input problem and log it, throttled per (topic, reason)."""
-        self.stats.issue(topic, reason)
-        key = (topic, reason)
-        if key not in self._loggers:
-            # rclpy throttles per logger object and call site: one child logger per key keeps
-            # one noisy reason from hiding another.
-            self._loggers[key] = self.get_logger().get_child(
-                f'{topic.replace("/", "_")}_{reason}')
-        logger = self._loggers[key]
-        if once:
-            logger.warning(f'{topic}: {reason}: {detail}', once=True)
-        else:
-            logger.warning(f'{topic}: {reason}: {detail}',
-                           throttle_duration_sec=self.params.log_throttle_sec)
-
     # ---- callbacks (executor thread) -------------------------------------------------------
 
     def _on_rgb(self, msg: Image) -> None:
@@ -300,15 +293,9 @@ class SegmentationCore:
                       if self.params.on_missing_aux == 'rgb_only' else 'waiting for aux')
             self._problem(topics.AUX, 'aux_silent',
                           f'no valid aux image for > {self.params.aux_timeout} s; {policy}')
-        level, message, values = self.stats.snapshot(
-            self._watch.age(now), self._watch.silent(now), self.device)
-        values += [('backend', self.segmenter.backend), ('precision', self.segmenter.precision)]
-        for topic, subscription in self._inputs.items():
-            values += [(f'qos.{topic}', subscription.describe()),
-                       (f'publishers.{topic}', str(subscription.publishers))]
         self._pub_diag.publish(diagnostic_array(
-            f'{self.get_name()}: segmentation', level, message, self.device, values,
-            self.get_clock().now().to_msg()))
+            f'{self.get_name()}: segmentation', self.stats, self._watch, now, self.segmenter,
+            self._inputs, self.get_clock().now().to_msg()))
 
     # ---- inference thread ------------------------------------------------------------------
 
@@ -330,8 +317,7 @@ class SegmentationCore:
             if name == 'points':
                 self._publish_points(outputs, header)
                 continue
-            self._pubs[name].publish(image_codec.fill_image(
-                Image(), outputs.get(name), outputs.encoding(name), header))
+            self._pubs[name].publish(PUBLISHED[name][2](outputs.get(name), header))
             if name == 'mask':
                 info = self._infos.for_stamp(frame.stamp_ns)
                 if info is not None:
@@ -346,6 +332,6 @@ class SegmentationCore:
             self._problem(topics.POINTS, err.reason, f'{err.detail}; no cloud for this frame',
                           once=err.reason == 'no_depth')
             return
-        msg = fill_pointcloud(PointCloud2(), cloud, header)
+        msg = PUBLISHED['points'][2](cloud, header)
         self.stats.stage_done('points', time.monotonic() - start)
         self._pubs['points'].publish(msg)

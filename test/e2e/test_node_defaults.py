@@ -95,6 +95,20 @@ def _assert_served(client, node, count, got, before):
     assert len(got) >= 0.95 * (count - busy) and busy <= 0.25 * count, (sorted(got), diag)
 
 
+def _wait_info_relayed(client, node, rgb, depth, infos, first_sec, tries=5):
+    """Send pairs with camera_info until the node relays one.
+
+    The camera's publisher seeing the node's camera_info subscription does not mean that the
+    subscription has matched the publisher yet (discovery is not symmetric in time); the first
+    relayed camera_info proves it has, so the stream after this counts every one.
+    """
+    for k in range(tries):
+        _publish(client, rgb, depth, first_sec + k, info=True)
+        if client.spin_until(lambda: bool(infos), 10.0):
+            return
+    raise AssertionError(f'no camera_info relayed after {tries} pairs:\n{node.output()}')
+
+
 def _totals(client):
     ok, diag = _diag(client, lambda d: int(d['frames_out_total']) >= WARMUP
                      and int(d['pairs_total']) == int(d['frames_out_total']))
@@ -129,6 +143,7 @@ def test_reliable_camera_after_node_default_viewer_and_camera_info(
                                  and client.aux_pub.get_subscription_count() > 0
                                  and client.info_pub.get_subscription_count() > 0, 20.0)
         period = _followable_period(client, node, rgb, depth, 1)
+        _wait_info_relayed(client, node, rgb, depth, infos, 50)
         before = _totals(client)
         count = 20
         got = _stream(client, rgb, depth, 100, count, period, info=True)

@@ -54,8 +54,10 @@ def _installed_env(install: Path, ros_env: dict) -> dict:
 def test_installed_node_starts_and_stops_on_sigint(colcon_install, ros_env, tmp_path):
     exe = colcon_install / 'smmcl_ros' / 'lib' / 'smmcl_ros' / 'segmentation_node'
     env = _installed_env(colcon_install, ros_env)
-    # The installed script runs from outside the source tree with the bundled checkpoint.
-    proc = subprocess.Popen([sys.executable, str(exe), '--ros-args', '-p', 'device:=cpu'],
+    # The installed script runs from outside the source tree with the bundled checkpoint
+    # (asked for by name: an empty checkpoint is a configuration error).
+    proc = subprocess.Popen([sys.executable, str(exe), '--ros-args', '-p', 'device:=cpu',
+                             '-p', 'checkpoint:=demo'],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = []
