@@ -219,7 +219,7 @@ def test_pointcloud2_message_round_trip(nyu, confidence, kind):
         msg = fill_pointcloud(PointCloud2(), cloud, header)
         assert msg.header.frame_id == header.frame_id and msg.header.stamp == header.stamp
     else:
-        from smmcl_ros.bag_io import make_header, new_typestore
+        from smmcl_ros.bags.messages import make_header, new_typestore
 
         typestore = new_typestore()
         msg = pointcloud_bag_message(typestore, cloud, make_header(typestore, 5, 'cam'))
