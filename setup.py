@@ -24,7 +24,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         (os.path.join('share', package_name, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', package_name, 'config'),
-         glob('config/*.yaml') + glob('config/*.xml')),
+         glob('config/*.yaml') + glob('config/*.xml') + glob('config/*.rviz')),
         (os.path.join('share', package_name, 'training', 'configs'),
          glob('training/configs/*.yaml')),
     ],

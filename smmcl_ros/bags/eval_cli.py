@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help='storage of --output-bag')
     parser.add_argument('--mask-topic', default=topics.BAG_MASK)
     parser.add_argument('--color-topic', default=topics.BAG_COLOR, help="'' = no colour masks")
+    parser.add_argument('--points', action='store_true',
+                        help='also write the semantic PointCloud2 of each frame to the output '
+                        'bag (depth / HHA checkpoints; K from --camera-info-topic)')
+    parser.add_argument('--points-topic', default=topics.BAG_POINTS)
     parser.add_argument('--report', type=Path, default=None,
                         help='JSON report path (default: print to stdout)')
     parser.add_argument('--slop', type=float, default=DEFAULTS['sync_slop'],
@@ -105,10 +109,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.output_bag is not None and args.output_bag.exists():
             raise FileExistsError(f'--output-bag {args.output_bag} exists already')
         registration = _registration(args)
+        if args.points and args.output_bag is None:
+            raise ValueError('--points writes the clouds to --output-bag: give one')
         from smmcl_core.segmenter import Segmenter  # torch import only past argument checks
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device,
                                               precision=args.precision, backend=args.backend)
         base.update(backend=segmenter.backend, precision=segmenter.precision)
+        if args.points and segmenter.aux_modality not in ('depth', 'hha'):
+            raise ValueError(f'--points needs a depth or HHA checkpoint; {args.checkpoint} '
+                             f'takes {segmenter.aux_modality}')
         report = evaluate_bag(
             args.bag, segmenter, args.rgb_topic, args.aux_topic, args.label_topic or None,
             args.output_bag, args.storage, args.slop, args.queue_size, args.label_match,
@@ -116,7 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             camera_info_topic=args.camera_info_topic,
             hha_gravity_smoothing=args.hha_gravity_smoothing,
             registration=registration.for_modality(segmenter.aux_modality),
-            aux_camera_info_topic=args.aux_camera_info_topic)
+            aux_camera_info_topic=args.aux_camera_info_topic,
+            points_topic=args.points_topic if args.points else '')
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         # UnknownTopicError / BagOpenError are RuntimeErrors; checkpoint errors ValueErrors.
         kind = 'unknown_topic' if isinstance(err, UnknownTopicError) else type(err).__name__

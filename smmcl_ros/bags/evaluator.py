@@ -10,6 +10,10 @@ are counted under the node's reason names (``report['warnings']``).
 
 Labels (mono8 train ids, ``ignore_index`` skipped) are matched to pairs either by exactly the
 RGB header stamp (``exact``, the default) or as a third synchroniser input (``sync``).
+
+With a points topic (``--points``) the output bag also gets each frame's semantic
+``PointCloud2`` (:mod:`smmcl_ros.pipeline.cloud`, depth and HHA checkpoints fed depth, ``K``
+from the camera_info topic), as the node publishes it with default parameters.
 """
 
 from collections import Counter, OrderedDict
@@ -28,11 +32,14 @@ from smmcl_ros.bags.reader import BagReader
 from smmcl_ros.bags.report import evaluator_report
 from smmcl_ros.bags.writer import BagWriter
 from smmcl_ros.messages import image_codec
+from smmcl_ros.messages.pointcloud import pointcloud_bag_message, POINTCLOUD_TYPE
 from smmcl_ros.node.params import DEFAULTS
 from smmcl_ros.pipeline.assemble import AUX, FrameAssembler, RGB
 from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder, MissingIntrinsicsError
+from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
 from smmcl_ros.pipeline.frame import Frame, Stamped
 from smmcl_ros.pipeline.intrinsics import IntrinsicsTimeline
+from smmcl_ros.pipeline.points import CloudBuilder
 from smmcl_ros.pipeline.process import FrameProcessor
 from smmcl_ros.pipeline.stamps import header_ns
 
@@ -62,15 +69,23 @@ class BagEvaluator:
         hha_gravity_smoothing: As the node parameter of that name.
         registration: ``smmcl_ros.pipeline.registration.AuxRegistration`` (None: aux taken as
             registered, resized nearest-neighbour when its size differs).
+        points_topic: Output topic for the semantic clouds (``''`` = none; needs a writer and
+            a depth or HHA checkpoint).
     """
 
     def __init__(self, segmenter: Any, topics: Dict[str, str], slop: float, queue_size: int,
                  label_match: str = 'exact', writer: Optional[BagWriter] = None,
                  mask_topic: str = names.BAG_MASK, color_topic: str = names.BAG_COLOR,
                  intrinsics: Optional[IntrinsicsTimeline] = None,
-                 hha_gravity_smoothing: float = 0.0, registration: Any = None) -> None:
+                 hha_gravity_smoothing: float = 0.0, registration: Any = None,
+                 points_topic: str = '') -> None:
         if label_match not in ('exact', 'sync'):
             raise ValueError(f'label_match must be exact or sync, got {label_match!r}')
+        if points_topic and (writer is None or segmenter.aux_modality not in ('depth', 'hha')):
+            raise ValueError(f'--points needs --output-bag and a depth or HHA checkpoint, got '
+                             f'a {segmenter.aux_modality} checkpoint'
+                             + ('' if writer is not None else ' and no output bag'))
+        self.points_topic = points_topic
         self.segmenter = segmenter
         self.topics = dict(topics)
         self.role_of = {topic: role for role, topic in self.topics.items()}
@@ -94,9 +109,12 @@ class BagEvaluator:
         hha = None
         if segmenter.aux_modality == 'hha':
             hha = make_hha_encoder(hha_gravity_smoothing, getattr(segmenter, 'device', None))
+        cloud = (CloudSource(CloudBuilder(np.asarray(segmenter.palette, np.uint8)), intrinsics)
+                 if points_topic else None)
         self.processor = FrameProcessor(
             segmenter, AuxPreparer(segmenter.aux_modality, self._warn, intrinsics, hha,
-                                   registration))
+                                   registration),
+            cloud=cloud)
         self.confusion = None
         if self.has_labels:
             from smmcl_core.metrics import ConfusionMatrix
@@ -109,6 +127,8 @@ class BagEvaluator:
             writer.add_topic(mask_topic, IMAGE_TYPE)
             if color_topic:
                 writer.add_topic(color_topic, IMAGE_TYPE)
+            if points_topic:
+                writer.add_topic(points_topic, POINTCLOUD_TYPE)
 
     def _warn(self, source: str, reason: str, detail: str, once: bool = False) -> None:
         self.warnings[reason] += 1
@@ -186,7 +206,7 @@ class BagEvaluator:
             self.rejected[LABEL]['label_size_mismatch'] += 1
             label = None
         try:
-            outputs = self.processor.run(frame)
+            outputs = self.processor.run(frame, confidence=bool(self.points_topic))
         except MissingIntrinsicsError as err:
             raise EvalError(f'the checkpoint takes HHA and {self.topics[AUX]} carries depth, '
                             'but the bag has no camera_info topic for it '
@@ -208,6 +228,17 @@ class BagEvaluator:
             if self.color_topic:
                 self.writer.write(self.color_topic, image_message(
                     store, outputs.get('color'), 'rgb8', frame.header), timestamp)
+            if self.points_topic:
+                self._write_points(outputs, frame, timestamp)
+
+    def _write_points(self, outputs: Any, frame: Frame, timestamp: int) -> None:
+        try:
+            cloud = outputs.get('points')
+        except NoCloud as err:
+            self._warn(self.points_topic, err.reason, err.detail)
+            return
+        self.writer.write(self.points_topic, pointcloud_bag_message(
+            self.writer.typestore, cloud, frame.header), timestamp)
 
     def report(self) -> Dict[str, Any]:
         """The JSON-ready summary of everything fed so far."""
@@ -263,7 +294,7 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
                  progress: Optional[bool] = None,
                  camera_info_topic: str = names.CAMERA_RGB_INFO,
                  hha_gravity_smoothing: float = 0.0, registration: Any = None,
-                 aux_camera_info_topic: str = '') -> Dict[str, Any]:
+                 aux_camera_info_topic: str = '', points_topic: str = '') -> Dict[str, Any]:
     """Evaluate ``segmenter`` on a bag; never raises for a damaged bag.
 
     ``registration`` (an ``AuxRegistration``) brings the aux image into the RGB frame as the
@@ -291,7 +322,7 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
         with (BagWriter(output_bag, storage) if output_bag is not None
               else contextlib.nullcontext()) as writer:
             intrinsics = (read_intrinsics(reader, camera_info_topic)
-                          if segmenter.aux_modality == 'hha' else None)
+                          if segmenter.aux_modality == 'hha' or points_topic else None)
             if registration is not None and registration.needs_intrinsics:
                 intrinsics, rgb_intrinsics = (read_intrinsics(reader, aux_camera_info_topic),
                                               read_intrinsics(reader, camera_info_topic))
@@ -304,7 +335,7 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
                 registration.rgb_intrinsics = rgb_intrinsics
             evaluator = BagEvaluator(segmenter, topics, slop, queue_size, label_match, writer,
                                      mask_topic, color_topic, intrinsics, hha_gravity_smoothing,
-                                     registration)
+                                     registration, points_topic)
             total = sum(reader.counts.get(t, 0) for t in topics.values())
             with tqdm(total=total, unit='msg', desc=Path(bag).name, disable=progress is False
                       or (progress is None and not sys.stderr.isatty())) as bar:

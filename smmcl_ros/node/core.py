@@ -5,6 +5,9 @@ synchroniser) and hand them to the pipeline's ``FrameAssembler``; its frames go 
 ``LatestFrameWorker`` whose thread runs ``FrameProcessor`` and publishes the outputs with the
 RGB header, plus ``rgb/camera_info`` relayed as ``segmentation/camera_info``. Input QoS follows
 the publishers (:mod:`smmcl_ros.node.qos`); outputs are reliable with a small depth.
+``segmentation/points`` (depth and HHA checkpoints, ``K`` from ``aux/camera_info``) is built,
+like the optional images, only while someone subscribes; ``segmentation/label_info``
+(``vision_msgs``, when installed) and the JSON ``segmentation/labels`` are latched.
 
 :class:`SegmentationCore` has configure / activate / deactivate / cleanup steps;
 :class:`smmcl_ros.node.node.SegmentationNode` runs them all at start-up,
@@ -16,23 +19,27 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from smmcl_ros import topics
 from smmcl_ros.messages import image_codec
 from smmcl_ros.messages.camera_info import restamped
+from smmcl_ros.messages.label_info import build_label_info, label_info_types
 from smmcl_ros.messages.labels import labels_json
+from smmcl_ros.messages.pointcloud import fill_pointcloud
 from smmcl_ros.node.diagnostics import diagnostic_array
 from smmcl_ros.node.model import load_segmenter, resolve_class_names, resolve_modality
-from smmcl_ros.node.params import declare, NodeParams, read
+from smmcl_ros.node.params import declare, NodeParams, ParameterError, read
 from smmcl_ros.node.problems import ProblemLog
 from smmcl_ros.node.qos import AdaptiveSubscription, output_profile, reliable
 from smmcl_ros.pipeline.assemble import AUX, AuxWatch, FrameAssembler, RGB
 from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder
+from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
 from smmcl_ros.pipeline.frame import Frame, Stamped
 from smmcl_ros.pipeline.intrinsics import CameraInfoError, IntrinsicsCache
 from smmcl_ros.pipeline.outputs import ENCODINGS
+from smmcl_ros.pipeline.points import CloudBuilder, points_config, PointsConfig
 from smmcl_ros.pipeline.process import FrameProcessor
 from smmcl_ros.pipeline.relay import StampedStore
 from smmcl_ros.pipeline.slot import LatestFrameWorker
@@ -45,6 +52,9 @@ QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local grap
 
 def _image(name: str) -> Tuple[Any, str, Callable[[Any, Any], Any]]:
     encoding = ENCODINGS[name]
+    if name == 'confidence':  # confidence_encoding: float32 probability or mono8 (uint8)
+        return (Image, topics.IMAGE_OUTPUTS[name], lambda value, header: image_codec.fill_image(
+            Image(), value, 'mono8' if value.dtype == np.uint8 else encoding, header))
     return (Image, topics.IMAGE_OUTPUTS[name],
             lambda value, header: image_codec.fill_image(Image(), value, encoding, header))
 
@@ -56,7 +66,12 @@ PUBLISHED = {
     'color': _image('color') + ('publish_color',),
     'overlay': _image('overlay') + ('publish_overlay',),
     'confidence': _image('confidence') + ('publish_confidence',),
+    # depth / HHA checkpoints only (SegmentationCore.points); NoCloud frames publish none
+    'points': (PointCloud2, topics.POINTS,
+               lambda cloud, header: fill_pointcloud(PointCloud2(), cloud, header),
+               'publish_points'),
 }
+CLOUD_MODALITIES = ('depth', 'hha')  # checkpoints fed depth: segmentation/points
 
 
 class SegmentationCore:
@@ -106,6 +121,14 @@ class SegmentationCore:
         self.registration = make_registration(self.params, self.modality)
         if self.registration.needs_tf_static:
             _tf_message_type()  # fail at configure when tf2_msgs is missing
+        self.points: Optional[PointsConfig] = None  # None: no segmentation/points
+        if self.params.publish_points and self.modality in CLOUD_MODALITIES:
+            try:
+                self.points = points_config(self.params.points_stride,
+                                            self.params.points_max_range,
+                                            self.params.points_classes, self.class_names)
+            except ValueError as err:
+                raise ParameterError(str(err)) from err
         self.segmenter = segmenter
         self.palette = np.asarray(segmenter.palette, np.uint8)  # (K,3)
         self.device = str(segmenter.device)
@@ -129,7 +152,12 @@ class SegmentationCore:
         qos = output_profile(params.output_qos)
         self._pubs = {name: self._publisher(msg_type, topic, qos)
                       for name, (msg_type, topic, _, flag) in PUBLISHED.items()
-                      if not flag or getattr(params, flag)}
+                      if (not flag or getattr(params, flag))
+                      and (name != 'points' or self.points is not None)}
+        if params.publish_points and self.points is None:
+            self.get_logger().info(
+                f'{topics.POINTS}: not published: the checkpoint takes {self.modality} '
+                f'images, a cloud needs depth ({"/".join(CLOUD_MODALITIES)} checkpoints)')
         self._pub_info = self._publisher(CameraInfo, topics.CAMERA_INFO, qos)
         latched = reliable(1, latched=True)
         self._publisher(String, topics.LABELS, latched).publish(
@@ -144,8 +172,8 @@ class SegmentationCore:
             for topic, msg_type, callback in ((topics.RGB, Image, self._on_rgb),
                                               (topics.AUX, Image, self._on_aux),
                                               (topics.RGB_INFO, CameraInfo, self._on_info))}
-        if self.modality == 'hha' or self.registration.needs_intrinsics:
-            # HHA checkpoints and depth registration: the depth camera's intrinsics
+        if self.modality == 'hha' or self.registration.needs_intrinsics or self.points is not None:
+            # HHA, depth registration and the point cloud need the depth camera's intrinsics
             self._inputs[topics.AUX_INFO] = AdaptiveSubscription(
                 self, CameraInfo, topics.AUX_INFO, self._on_aux_info, params.qos, log)
         if self.registration.needs_tf_static:
@@ -175,8 +203,11 @@ class SegmentationCore:
                if self.modality == 'hha' else None)
         aux = AuxPreparer(self.modality, self._problem, self._intrinsics, hha,
                           self.registration)
+        cloud = (CloudSource(CloudBuilder(self.palette, self.points), self._intrinsics)
+                 if self.points is not None else None)
         self._processor = FrameProcessor(self.segmenter, aux, params.overlay_alpha,
-                                         self.palette, self.stats)
+                                         self.palette, self.stats, cloud,
+                                         params.confidence_encoding)
         self._worker = LatestFrameWorker(self._process, self._on_inference_error,
                                          lambda: self.stats.count('dropped'))
         self._worker.start()
@@ -214,14 +245,13 @@ class SegmentationCore:
             subscription.refresh()
 
     def _publish_label_info(self, qos: Any) -> None:
-        try:
-            from vision_msgs.msg import LabelInfo, VisionClass
-        except ImportError:
-            return  # optional: the JSON labels topic carries the same information
-        info = LabelInfo()
-        info.class_map = [VisionClass(class_id=i, class_name=n)
-                          for i, n in enumerate(self.class_names)]
-        self._publisher(LabelInfo, topics.LABEL_INFO, qos).publish(info)
+        types, reason = label_info_types()
+        if types is None:  # optional: the JSON labels topic carries the same information
+            self.get_logger().info(f'{topics.LABEL_INFO}: not published: {reason}')
+            return
+        info = build_label_info(types, self.class_names, self.params.label_info_threshold)
+        info.header.stamp = self.get_clock().now().to_msg()
+        self._publisher(types.label_info, topics.LABEL_INFO, qos).publish(info)
 
     # ---- callbacks (executor thread) -------------------------------------------------------
 
@@ -281,7 +311,8 @@ class SegmentationCore:
             K = self._intrinsics.current.K
             self.get_logger().info(
                 f'{topics.AUX_INFO}: intrinsics fx={K[0, 0]:.2f} fy={K[1, 1]:.2f} '
-                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for HHA encoding')
+                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for '
+                f'{"HHA encoding" if self.modality == "hha" else topics.POINTS}')
 
     def _on_frame(self, frame: Frame) -> None:
         """Assembler callback: only hand the frame to the worker (runs under the sync lock)."""
@@ -311,17 +342,33 @@ class SegmentationCore:
     def _process(self, frame: Frame) -> None:
         wanted = [name for name, pub in self._pubs.items()
                   if name == 'mask' or pub.get_subscription_count() > 0]
-        outputs = self._processor.run(frame, confidence='confidence' in wanted)
+        outputs = self._processor.run(
+            frame, confidence='confidence' in wanted or 'points' in wanted)
         if outputs is None or self._worker is None or self._worker.stopping:
             return  # aux not ready (reported), or deactivating: publish nothing more
         header = frame.header
         for name in wanted:  # mask first: the camera_info relay follows it
+            if name == 'points':
+                self._publish_points(outputs, header)
+                continue
             self._pubs[name].publish(PUBLISHED[name][2](outputs.get(name), header))
             if name == 'mask':
                 info = self._infos.for_stamp(frame.stamp_ns)
                 if info is not None:
                     self._pub_info.publish(restamped(info, header))
         self.stats.frame_done(time.monotonic() - frame.received, outputs.result.inference_s)
+
+    def _publish_points(self, outputs: Any, header: Any) -> None:
+        start = time.monotonic()
+        try:
+            cloud = outputs.get('points')
+        except NoCloud as err:  # e.g. no aux/camera_info yet, an RGB-only frame
+            self._problem(topics.POINTS, err.reason, f'{err.detail}; no cloud for this frame',
+                          once=err.reason == 'no_depth')
+            return
+        msg = PUBLISHED['points'][2](cloud, header)
+        self.stats.stage_done('points', time.monotonic() - start)
+        self._pubs['points'].publish(msg)
 
 
 def _tf_message_type() -> Any:

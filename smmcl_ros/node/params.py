@@ -8,6 +8,8 @@ import os
 from typing import Any, Dict, Tuple
 
 from smmcl_ros.demo.bundled import resolve_checkpoint
+from smmcl_ros.messages.label_info import check_threshold
+from smmcl_ros.pipeline.confidence import CONFIDENCE_ENCODINGS
 
 DEFAULTS: Dict[str, Any] = {
     'checkpoint': '',
@@ -29,6 +31,11 @@ DEFAULTS: Dict[str, Any] = {
     'log_throttle_sec': 5.0,
     'hha_gravity_smoothing': 0.0,
     'aux_registration': 'auto',  # smmcl_core.data.registration.MODES
+    'publish_points': True,  # depth / HHA checkpoints, built only while someone subscribes
+    'points_stride': 1,
+    'points_max_range': 0.0,  # metres along the optical axis, 0 = no limit
+    'confidence_encoding': '32FC1',
+    'label_info_threshold': 0.0,
 }
 # Declared separately: a string array has no usable empty default in rclpy (an empty list is
 # typed as a byte array), so it is declared by type and read with an empty fallback.
@@ -40,6 +47,8 @@ NUMBER_ARRAYS = ('aux_homography', 'aux_to_rgb')
 # Parameters naming a file or folder: a leading ``~`` is expanded (bash leaves it alone after
 # ``:=``, and rcl does not expand it in parameter files).
 PATH_PARAMETERS: Tuple[str, ...] = ('checkpoint',)
+POINTS_CLASSES = 'points_classes'  # class names kept in segmentation/points ([] = all)
+STRING_ARRAYS = (CLASS_NAMES, POINTS_CLASSES)
 
 CHOICES: Dict[str, Tuple[str, ...]] = {
     'device': ('auto', 'cpu', 'cuda'),
@@ -49,6 +58,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     'output_qos': ('reliable', 'sensor_data'),
     'on_missing_aux': ('wait', 'rgb_only'),
     'aux_registration': ('auto', 'none', 'resize', 'homography', 'depth'),
+    'confidence_encoding': CONFIDENCE_ENCODINGS,
 }
 
 
@@ -82,6 +92,12 @@ class NodeParams:
     aux_registration: str = 'auto'
     aux_homography: Tuple[float, ...] = ()
     aux_to_rgb: Tuple[float, ...] = ()
+    publish_points: bool = True
+    points_stride: int = 1
+    points_max_range: float = 0.0
+    points_classes: Tuple[str, ...] = ()
+    confidence_encoding: str = '32FC1'
+    label_info_threshold: float = 0.0
 
 
 def validate(values: Dict[str, Any]) -> NodeParams:
@@ -115,8 +131,15 @@ def validate(values: Dict[str, Any]) -> NodeParams:
     if not 0.0 <= float(values.get('hha_gravity_smoothing', 0.0)) < 1.0:
         raise ParameterError(f"parameter 'hha_gravity_smoothing' must be in [0, 1), got "
                              f"{values['hha_gravity_smoothing']!r}")
+    try:
+        check_threshold(values.get('label_info_threshold', 0.0))
+    except ValueError as err:
+        raise ParameterError(str(err)) from err
+    # points_stride / points_max_range / points_classes are checked against the checkpoint's
+    # classes once it is loaded (smmcl_ros.pipeline.points.points_config).
     kwargs = {f.name: values[f.name] for f in fields(NodeParams) if f.name in values}
-    kwargs['class_names'] = tuple(values.get(CLASS_NAMES) or ())
+    for name in STRING_ARRAYS:
+        kwargs[name] = tuple(values.get(name) or ())
     for name in NUMBER_ARRAYS:
         raw = values.get(name) or ()
         try:
@@ -156,7 +179,8 @@ def declare(node: Any) -> None:
 
     for name, default in DEFAULTS.items():
         node.declare_parameter(name, default)
-    node.declare_parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY)
+    for name in STRING_ARRAYS:
+        node.declare_parameter(name, Parameter.Type.STRING_ARRAY)
     for name in NUMBER_ARRAYS:
         node.declare_parameter(name, None, ParameterDescriptor(dynamic_typing=True))
 
@@ -166,8 +190,9 @@ def read(node: Any) -> NodeParams:
     from rclpy.parameter import Parameter
 
     values = {name: node.get_parameter(name).value for name in DEFAULTS}
-    fallback = Parameter(CLASS_NAMES, Parameter.Type.STRING_ARRAY, [])
-    values[CLASS_NAMES] = list(node.get_parameter_or(CLASS_NAMES, fallback).value or [])
+    for name in STRING_ARRAYS:
+        fallback = Parameter(name, Parameter.Type.STRING_ARRAY, [])
+        values[name] = list(node.get_parameter_or(name, fallback).value or [])
     for name in NUMBER_ARRAYS:
         values[name] = list(node.get_parameter(name).value or [])
     return validate(values)

@@ -37,6 +37,7 @@ class NodeStats:
         self._issues: Counter = Counter()  # (topic, reason) -> count
         self._latency_ms: List[float] = []  # receive -> published, this window
         self._inference_ms: List[float] = []  # Segmenter.predict only, this window
+        self._stage_ms: Dict[str, List[float]] = {}  # e.g. points: cloud build, this window
         self._last_counts: Counter = Counter()
         self._last_issues: Counter = Counter()
         self._last_time = clock()
@@ -57,6 +58,11 @@ class NodeStats:
             self._counts['outputs'] += 1
             self._latency_ms.append(latency_s * 1e3)
             self._inference_ms.append(inference_s * 1e3)
+
+    def stage_done(self, name: str, seconds: float) -> None:
+        """Record the time of one optional output stage (``points``), in ``{name}_ms_*``."""
+        with self._lock:
+            self._stage_ms.setdefault(name, []).append(seconds * 1e3)
 
     def totals(self) -> Tuple[Dict[str, int], Dict[Tuple[str, str], int]]:
         """Copies of the cumulative flow counters and input-problem counters."""
@@ -82,6 +88,8 @@ class NodeStats:
             window = counts - self._last_counts
             latency, inference = self._latency_ms, self._inference_ms
             self._latency_ms, self._inference_ms = [], []
+            stages = self._stage_ms  # a stage seen once stays listed ('nan' when idle)
+            self._stage_ms = {name: [] for name in stages}
             self._last_counts, self._last_time = counts, now
             issues = Counter(self._issues)
             new_issues = issues - self._last_issues
@@ -96,6 +104,11 @@ class NodeStats:
             ('latency_ms_max', _percentile(latency, 100)),
             ('inference_ms_p50', _percentile(inference, 50)),
             ('inference_ms_max', _percentile(inference, 100)),
+        ]
+        for name, times in sorted(stages.items()):
+            values += [(f'{name}_ms_p50', _percentile(times, 50)),
+                       (f'{name}_ms_max', _percentile(times, 100))]
+        values += [
             ('pairs_total', str(counts['pairs'])),
             ('frames_out_total', str(counts['outputs'])),
             ('frames_dropped_total', str(counts['dropped'])),

@@ -68,7 +68,7 @@ def test_outputs_match_segmenter(segmenter, small):
     np.testing.assert_allclose(outputs.get('confidence'), conf, atol=1e-5)
     assert outputs.get('color') is outputs.get('color')  # computed once
     with pytest.raises(KeyError, match='mask'):
-        outputs.get('points')  # the message lists the valid outputs
+        outputs.get('mesh')  # the message lists the valid outputs
 
 
 def test_assembler_pairs_by_stamp_and_survives_backwards_stamps():
