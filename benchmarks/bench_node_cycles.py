@@ -67,7 +67,7 @@ def _lifecycle_run(args, ros_harness, ckpt: Path, backend: str, frame, log: Path
     from lifecycle_msgs.msg import Transition
 
     node = ros_harness.NodeProcess(dict(os.environ), {'checkpoint': ckpt, 'backend': backend},
-                                   log, module='smmcl_ros.lifecycle')
+                                   log, module='smmcl_ros.node.lifecycle')
     client = ros_harness.RosClient(camera=True)
     manager = ros_harness.LifecycleManager(client)
     rss: List[float] = []

@@ -142,7 +142,8 @@ def hha_checkpoint(tmp_path_factory):
 def test_bag_eval_encodes_depth_with_recorded_camera_info(shared_data, hha_checkpoint,
                                                           tmp_path):
     from smmcl_core.segmenter import Segmenter
-    from smmcl_ros import bag_eval, make_bag
+    from smmcl_ros import topics
+    from smmcl_ros.bags import eval_cli as bag_eval, make_bag
     from smmcl_ros.bags.reader import BagReader
     from smmcl_ros.messages.image_codec import image_to_array
 
@@ -168,7 +169,7 @@ def test_bag_eval_encodes_depth_with_recorded_camera_info(shared_data, hha_check
         expected[i] = segmenter.predict(rgb, HHAEncoder().encode(depth, hha.NYU_DEPTH_V2_K))
     with BagReader(tmp_path / 'out') as reader:
         masks = [image_to_array(reader.deserialize(m))
-                 for m in reader.messages([bag_eval.MASK_TOPIC])]
+                 for m in reader.messages([topics.BAG_MASK])]
     assert len(masks) == 3
     for i, mask in enumerate(masks):
         np.testing.assert_array_equal(mask, expected[i])
@@ -250,8 +251,9 @@ def test_camera_info_parsing_and_cache():
 def test_gravity_smoothing_parameter_is_validated():
     from smmcl_ros.node.params import DEFAULTS, ParameterError, validate
 
-    assert validate(dict(DEFAULTS, hha_gravity_smoothing=0.9)).hha_gravity_smoothing == 0.9
-    assert validate(dict(DEFAULTS, aux_modality='hha')).aux_modality == 'hha'
+    smoothed = validate(dict(DEFAULTS, checkpoint='demo', hha_gravity_smoothing=0.9))
+    assert smoothed.hha_gravity_smoothing == 0.9
+    assert validate(dict(DEFAULTS, checkpoint='demo', aux_modality='hha')).aux_modality == 'hha'
     for bad in (1.0, -0.1):
         with pytest.raises(ParameterError, match='hha_gravity_smoothing'):
-            validate(dict(DEFAULTS, hha_gravity_smoothing=bad))
+            validate(dict(DEFAULTS, checkpoint='demo', hha_gravity_smoothing=bad))

@@ -200,7 +200,7 @@ def test_conventions_reach_the_network_through_segmenter(segmenter, real_frame,
 
 def test_released_file_is_named_by_every_loader(release_files, tmp_path, capsys):
     from smmcl_core.segmenter import Segmenter
-    from smmcl_ros import bag_eval
+    from smmcl_ros.bags import eval_cli as bag_eval
     from smmcl_ros.demo.bundled import SAMPLE_BAG
 
     path = release_files['module']

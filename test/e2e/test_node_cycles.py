@@ -61,7 +61,7 @@ def test_lifecycle_cycles_serve_frames_and_release_the_engine(
         pytest.skip(f'{backend} is not installed here')
     env = dict(ros_env, SMMCL_CACHE_DIR=str(engine_cache))
     node = NodeProcess(env, {'checkpoint': checkpoint, 'backend': backend},
-                       tmp_path / 'node.log', module='smmcl_ros.lifecycle')
+                       tmp_path / 'node.log', module='smmcl_ros.node.lifecycle')
     client = RosClient(camera=True)
     manager = LifecycleManager(client)
     rss: List[float] = []
