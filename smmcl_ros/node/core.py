@@ -15,11 +15,11 @@ like the optional images, only while someone subscribes; ``segmentation/label_in
 """
 
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from smmcl_ros import topics
@@ -27,18 +27,18 @@ from smmcl_ros.messages import image_codec
 from smmcl_ros.messages.camera_info import restamped
 from smmcl_ros.messages.label_info import build_label_info, label_info_types
 from smmcl_ros.messages.labels import labels_json
-from smmcl_ros.messages.pointcloud import fill_pointcloud
+from smmcl_ros.node.camera_models import CameraModelInputs, tf_message_type
 from smmcl_ros.node.diagnostics import diagnostic_array
 from smmcl_ros.node.model import load_segmenter, resolve_class_names, resolve_modality
 from smmcl_ros.node.params import declare, NodeParams, ParameterError, read
 from smmcl_ros.node.problems import ProblemLog
+from smmcl_ros.node.published import CLOUD_MODALITIES, PUBLISHED
 from smmcl_ros.node.qos import AdaptiveSubscription, output_profile, reliable
 from smmcl_ros.pipeline.assemble import AUX, AuxWatch, FrameAssembler, RGB
 from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder
 from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
 from smmcl_ros.pipeline.frame import Frame, Stamped
-from smmcl_ros.pipeline.intrinsics import CameraInfoError, IntrinsicsCache
-from smmcl_ros.pipeline.outputs import ENCODINGS
+from smmcl_ros.pipeline.intrinsics import IntrinsicsCache
 from smmcl_ros.pipeline.points import CloudBuilder, points_config, PointsConfig
 from smmcl_ros.pipeline.process import FrameProcessor
 from smmcl_ros.pipeline.relay import StampedStore
@@ -46,35 +46,10 @@ from smmcl_ros.pipeline.slot import LatestFrameWorker
 from smmcl_ros.pipeline.stamps import header_ns
 from smmcl_ros.pipeline.stats import NodeStats
 
-TF_STATIC = '/tf_static'  # absolute, as tf2 publishes it
 QOS_REFRESH_S = 0.25  # how often inputs re-check their publishers (a local graph query)
 
 
-def _image(name: str) -> Tuple[Any, str, Callable[[Any, Any], Any]]:
-    encoding = ENCODINGS[name]
-    if name == 'confidence':  # confidence_encoding: float32 probability or mono8 (uint8)
-        return (Image, topics.IMAGE_OUTPUTS[name], lambda value, header: image_codec.fill_image(
-            Image(), value, 'mono8' if value.dtype == np.uint8 else encoding, header))
-    return (Image, topics.IMAGE_OUTPUTS[name],
-            lambda value, header: image_codec.fill_image(Image(), value, encoding, header))
-
-
-# Published outputs (pipeline.outputs.OUTPUTS names): (message type, topic, build(value,
-# header)) and the parameter that enables it ('' = always). A new output is one more row.
-PUBLISHED = {
-    'mask': _image('mask') + ('',),
-    'color': _image('color') + ('publish_color',),
-    'overlay': _image('overlay') + ('publish_overlay',),
-    'confidence': _image('confidence') + ('publish_confidence',),
-    # depth / HHA checkpoints only (SegmentationCore.points); NoCloud frames publish none
-    'points': (PointCloud2, topics.POINTS,
-               lambda cloud, header: fill_pointcloud(PointCloud2(), cloud, header),
-               'publish_points'),
-}
-CLOUD_MODALITIES = ('depth', 'hha')  # checkpoints fed depth: segmentation/points
-
-
-class SegmentationCore:
+class SegmentationCore(CameraModelInputs):
     """Synchronises RGB + aux images, segments the newest pair, publishes masks.
 
     A mixin for an rclpy ``Node`` or ``LifecycleNode`` (it calls their ``create_*`` methods):
@@ -120,7 +95,7 @@ class SegmentationCore:
 
         self.registration = make_registration(self.params, self.modality)
         if self.registration.needs_tf_static:
-            _tf_message_type()  # fail at configure when tf2_msgs is missing
+            tf_message_type()  # fail at configure when tf2_msgs is missing
         self.points: Optional[PointsConfig] = None  # None: no segmentation/points
         if self.params.publish_points and self.modality in CLOUD_MODALITIES:
             try:
@@ -281,39 +256,6 @@ class SegmentationCore:
         self._watch.aux_arrived(now)
         self._assembler.add(AUX, Stamped(aux, header_ns(msg), msg.header, now))
 
-    def _on_info(self, msg: CameraInfo) -> None:
-        self.stats.count('camera_info_in')
-        self._infos.add(header_ns(msg), msg)
-        if self.registration.needs_intrinsics:
-            try:
-                self._rgb_intrinsics.update(msg)
-            except CameraInfoError as err:
-                self._problem(topics.RGB_INFO, err.reason, err.detail)
-
-    def _subscribe_tf_static(self) -> None:
-        """``/tf_static`` (transient local) into the registration's static transforms."""
-        self._tf_subscription = self.create_subscription(
-            _tf_message_type(), TF_STATIC, self._on_tf_static, reliable(100, latched=True))
-
-    def _on_tf_static(self, msg: Any) -> None:
-        try:
-            self.registration.tf.add_message(msg)
-        except ValueError as err:
-            self._problem(TF_STATIC, 'bad_transform', str(err))
-
-    def _on_aux_info(self, msg: CameraInfo) -> None:
-        try:
-            changed = self._intrinsics.update(msg)
-        except CameraInfoError as err:
-            self._problem(topics.AUX_INFO, err.reason, err.detail)
-            return
-        if changed:
-            K = self._intrinsics.current.K
-            self.get_logger().info(
-                f'{topics.AUX_INFO}: intrinsics fx={K[0, 0]:.2f} fy={K[1, 1]:.2f} '
-                f'cx={K[0, 2]:.2f} cy={K[1, 2]:.2f} for '
-                f'{"HHA encoding" if self.modality == "hha" else topics.POINTS}')
-
     def _on_frame(self, frame: Frame) -> None:
         """Assembler callback: only hand the frame to the worker (runs under the sync lock)."""
         self.stats.count('pairs')
@@ -369,14 +311,3 @@ class SegmentationCore:
         msg = PUBLISHED['points'][2](cloud, header)
         self.stats.stage_done('points', time.monotonic() - start)
         self._pubs['points'].publish(msg)
-
-
-def _tf_message_type() -> Any:
-    """``tf2_msgs/TFMessage``, or a ValueError saying what to do without it."""
-    try:
-        from tf2_msgs.msg import TFMessage
-    except ImportError as err:
-        raise ValueError("aux_registration is 'depth' and aux_to_rgb is empty, so the extrinsic "
-                         'comes from /tf_static, but tf2_msgs is not installed; set aux_to_rgb '
-                         '[x, y, z, qx, qy, qz, qw]') from err
-    return TFMessage
