@@ -186,6 +186,22 @@ def image_msg(array: np.ndarray, encoding: str, sec: int, nanosec: int = 0,
     return msg
 
 
+def camera_info_msg(K: np.ndarray, height: int = 480, width: int = 640, sec: int = 0):
+    """A pinhole sensor_msgs/CameraInfo (no distortion) with intrinsics ``K`` (3x3)."""
+    from sensor_msgs.msg import CameraInfo
+
+    msg = CameraInfo()
+    msg.header.stamp.sec = sec
+    msg.header.frame_id = 'camera'
+    msg.height, msg.width = height, width
+    msg.distortion_model = 'plumb_bob'
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in np.asarray(K, np.float64).ravel()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [msg.k[0], 0.0, msg.k[2], 0.0, 0.0, msg.k[4], msg.k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
 def raw_msg(encoding: str, height: int, width: int, step: int, data: bytes, sec: int):
     """A deliberately inconsistent sensor_msgs/Image for the bad-input tests."""
     from sensor_msgs.msg import Image

@@ -9,7 +9,8 @@ masks must equal ``Segmenter.predict`` on the HHA that
 
 import numpy as np
 import pytest
-from ros_harness import image_msg, make_checkpoint, NodeProcess, RosClient
+from ros_harness import (camera_info_msg, image_msg, make_checkpoint, NodeProcess,
+                         RosClient)
 
 from smmcl_core.data.hha import NYU_DEPTH_V2_K
 
@@ -19,21 +20,6 @@ pytestmark = pytest.mark.ros
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'mit_b0_hha.pt', modality='hha')
-
-
-def _info_msg(K, height=480, width=640, sec=0):
-    from sensor_msgs.msg import CameraInfo
-
-    msg = CameraInfo()
-    msg.header.stamp.sec = sec
-    msg.header.frame_id = 'camera'
-    msg.height, msg.width = height, width
-    msg.distortion_model = 'plumb_bob'
-    msg.d = [0.0] * 5
-    msg.k = [float(v) for v in np.asarray(K, np.float64).ravel()]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [msg.k[0], 0.0, msg.k[2], 0.0, 0.0, msg.k[4], msg.k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
-    return msg
 
 
 def _mask(msg) -> np.ndarray:
@@ -85,17 +71,18 @@ def test_hha_node_encodes_depth_with_camera_info(ros_env, tmp_path, checkpoint, 
         send(1, image_msg(depth, '16UC1', 1), timeout=0.0)
         assert diag('input.aux/camera_info.no_camera_info', '1'), client.last_diagnostics()
         # 2) A malformed camera_info (an uncalibrated driver's zeros) is rejected too.
-        send(2, image_msg(depth, '16UC1', 2), _info_msg(np.zeros((3, 3))), timeout=0.0)
+        send(2, image_msg(depth, '16UC1', 2), camera_info_msg(np.zeros((3, 3))), timeout=0.0)
         assert diag('input.aux/camera_info.malformed_camera_info', '1')
         assert diag('input.aux/camera_info.no_camera_info', '2')
         assert masks == []
         assert node.proc.poll() is None, node.output()
         # 3) Valid intrinsics: 16UC1 millimetres and 32FC1 metres give predict's masks.
-        assert send(3, image_msg(depth, '16UC1', 3), _info_msg(NYU_DEPTH_V2_K)), node.output()
+        info = camera_info_msg(NYU_DEPTH_V2_K)
+        assert send(3, image_msg(depth, '16UC1', 3), info), node.output()
         metres = depth.astype(np.float32) / np.float32(1000.0)
         assert send(4, image_msg(metres, '32FC1', 4)), node.output()
         # 4) Changed intrinsics are picked up from the next frame on.
-        assert send(5, image_msg(depth, '16UC1', 5), _info_msg(other_K)), node.output()
+        assert send(5, image_msg(depth, '16UC1', 5), camera_info_msg(other_K)), node.output()
         assert [m.header.stamp.sec for m in masks] == [3, 4, 5]
         # As test_node: predict in another process may differ in a few boundary pixels.
         assert np.mean(_mask(masks[0]) != expected) < 1e-3

@@ -12,7 +12,8 @@ from pathlib import Path
 from msgs_fixture import vision_msgs  # noqa: F401  (session fixture)
 import numpy as np
 import pytest
-from ros_harness import image_msg, make_checkpoint, NodeProcess, RosClient
+from ros_harness import (camera_info_msg, image_msg, make_checkpoint, NodeProcess,
+                         RosClient)
 
 from smmcl_core.data.classes import voc_palette
 from smmcl_core.data.hha import nyu_intrinsics
@@ -30,21 +31,6 @@ def nyu433():
         pytest.skip(f'real sample data not found at {SAMPLES}')
     depth = read_aux(SAMPLES / 'Depth' / '433.png', 'depth')
     return read_rgb(SAMPLES / 'RGB' / '433.png'), depth, nyu_intrinsics(*depth.shape)
-
-
-def _info_msg(K: np.ndarray, height: int = 480, width: int = 640):
-    from sensor_msgs.msg import CameraInfo
-
-    msg = CameraInfo()
-    msg.header.stamp.sec = SEC
-    msg.header.frame_id = 'camera'
-    msg.height, msg.width = height, width
-    msg.distortion_model = 'plumb_bob'
-    msg.d = [0.0] * 5
-    msg.k = [float(v) for v in np.asarray(K, np.float64).ravel()]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [msg.k[0], 0.0, msg.k[2], 0.0, 0.0, msg.k[4], msg.k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
-    return msg
 
 
 def _image(msg, dtype=np.uint8) -> np.ndarray:
@@ -80,7 +66,7 @@ class _Run:
         if K is not None:
             assert client.spin_until(lambda: self.info_pub.get_subscription_count() > 0, 20), \
                 f'node does not subscribe aux/camera_info:\n{self.node.output()}'
-            self.info_pub.publish(_info_msg(K))
+            self.info_pub.publish(camera_info_msg(K, sec=SEC))
             client.spin_for(0.3)
         if want_points:
             assert client.spin_until(
