@@ -35,6 +35,16 @@ def make_checkpoint(path: Path, modality: str = 'depth') -> Path:
     return path
 
 
+def spin_until(executor, predicate: Callable[[], bool], timeout: float) -> bool:
+    """Spin ``executor`` until ``predicate()`` is true or ``timeout`` s pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.02)
+    return predicate()
+
+
 class NodeProcess:
     """``python -m smmcl_ros.node`` (or ``module``) with ROS parameters; stopped with SIGINT."""
 
@@ -132,12 +142,7 @@ class RosClient:
         return record
 
     def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.02)
-        return predicate()
+        return spin_until(self.executor, predicate, timeout)
 
     def spin_for(self, seconds: float) -> None:
         self.spin_until(lambda: False, seconds)

@@ -8,7 +8,7 @@ camera-sized images on default parameters) stays in test/e2e.
 
 import numpy as np
 import pytest
-from ros_harness import image_msg, raw_msg
+from ros_harness import image_msg, raw_msg, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -49,13 +49,7 @@ class InProcess:
                                and self.aux.get_subscription_count() > 0, 10.0)
 
     def spin_until(self, predicate, timeout):
-        import time
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.02)
-        return predicate()
+        return spin_until(self.executor, predicate, timeout)
 
     def diag(self):
         if not self.diagnostics:
