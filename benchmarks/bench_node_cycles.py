@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / 'test')]
 
 # (H, W) crops of the 640x480 frame; padded to multiples of 32 they are 6 distinct engine
-# shapes, more than OpenVINO keeps compiled (openvino_engine.MAX_SHAPES = 4).
+# shapes, more than OpenVINO keeps compiled (openvino_engine.MAX_SHAPES = 2).
 SIZES = [(480, 640), (240, 320), (360, 480), (480, 352), (200, 600), (416, 416)]
 
 

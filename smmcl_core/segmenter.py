@@ -119,6 +119,8 @@ class Segmenter:
         self.stride = _pair(stride)
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
+        if hasattr(self.engine, 'max_shapes'):  # one input shape per scale, plus a spare
+            self.engine.max_shapes = max(self.engine.max_shapes, len(self.scales) + 1)
 
     @property
     def model(self) -> nn.Module:

@@ -3,8 +3,16 @@
 The ONNX graph has dynamic height and width. OpenVINO's CPU plugin is fastest on static
 shapes, so the model is read once and compiled per input shape (about a second; the padded
 size of a camera stream never changes, so this happens once per stream), keeping the last
-few compiled shapes. OpenVINO's own model cache (``CACHE_DIR`` under the smmcl cache) makes
-later compilations of the same shape faster.
+``max_shapes`` compiled shapes. OpenVINO's own model cache (``CACHE_DIR`` under the smmcl
+cache) makes later compilations of the same shape faster.
+
+Each compiled shape holds its own activation memory (about 150-200 MB for a 480x640 input of
+the robot-sized presets), so few are kept: ``MAX_SHAPES`` = 2 (the stream's shape and the one
+it changed from), or as many as one prediction uses (``Segmenter`` raises ``max_shapes`` to
+its number of scales + 1). Measured with ``benchmarks/bench_node_cycles.py``-style size
+changes over 6 padded shapes (issue 21): keeping 4 shapes, RSS climbed by ~100 MB over 10
+rounds without levelling off (glibc keeps the freed activation arenas fragmented, malloc_trim
+does not help); keeping 2, it was the same after every round (to the MiB) and ~400 MB lower.
 
 Precision is always set explicitly: on CPUs with AMX / AVX512-BF16 OpenVINO would otherwise
 pick bf16 by itself, and ``fp32`` must mean fp32.
@@ -35,7 +43,7 @@ import torch
 from smmcl_core.engines.base import Engine
 
 _HINTS = {'fp32': 'f32', 'bf16': 'bf16'}
-MAX_SHAPES = 4
+MAX_SHAPES = 2
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,6 +90,7 @@ class OpenVINOEngine(Engine):
             folder.mkdir(parents=True, exist_ok=True)
             self.config['CACHE_DIR'] = str(folder)
         self._compiled: 'OrderedDict[Tuple[int, ...], object]' = OrderedDict()
+        self.max_shapes = MAX_SHAPES  # compiled shapes kept (see the module docstring)
         self.static_hw = _static_shape(self.model)
 
     def _request(self, shape: Tuple[int, ...]):
@@ -93,8 +102,8 @@ class OpenVINOEngine(Engine):
         model.reshape({'rgb': list(shape), 'aux': list(shape)})
         request = self.core.compile_model(model, 'CPU', self.config).create_infer_request()
         self._compiled[shape] = request
-        while len(self._compiled) > MAX_SHAPES:
-            self._compiled.popitem(last=False)
+        while len(self._compiled) > self.max_shapes:
+            self._compiled.popitem(last=False)  # frees that compiled model and its memory
         return request
 
     def run(self, rgb: np.ndarray, aux: np.ndarray) -> np.ndarray:

@@ -262,3 +262,30 @@ def test_openvino_engines_freed_in_any_order_keep_the_signal_stack_mapped(cache,
     engines.clear()
     gc.collect()
     assert _alternate_signal_stack_is_mapped()
+
+
+@pytest.mark.skipif(not available('openvino'), reason='needs openvino')
+def test_openvino_keeps_few_compiled_shapes_and_all_a_prediction_needs(cache, frames,
+                                                                       torch_segmenter):
+    # Issue 21: every compiled shape holds its own activation memory, and keeping 4 let the
+    # node's RSS climb over frame-size changes; 2 are kept, or one per scale plus a spare.
+    rgb, thermal = frames[0]
+    plain = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend='openvino',
+                                      cache_dir=cache)
+    assert plain.engine.max_shapes == 2
+    for h, w in ((480, 640), (240, 320), (352, 480), (480, 640)):
+        labels = plain.predict(rgb[:h, :w], thermal[:h, :w])
+        want = torch_segmenter.predict(rgb[:h, :w], thermal[:h, :w])
+        assert _agreement(labels, want) >= AGREEMENT, (h, w)
+    # The newest two, most recent last: 480x640 was evicted and compiled again.
+    assert list(plain.engine._compiled) == [(1, 3, 352, 480), (1, 3, 480, 640)]
+
+    scales = (0.5, 0.75, 1.0)
+    multi = Segmenter.from_checkpoint(DEMO_CHECKPOINT, device='cpu', backend='openvino',
+                                      cache_dir=cache, scales=scales)
+    assert multi.engine.max_shapes == len(scales) + 1
+    multi.predict(rgb, thermal)
+    requests = dict(multi.engine._compiled)
+    assert len(requests) == len(scales)
+    multi.predict(rgb, thermal)  # the second frame compiles nothing: all three shapes kept
+    assert all(multi.engine._compiled[shape] is request for shape, request in requests.items())
