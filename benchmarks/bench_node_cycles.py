@@ -126,8 +126,10 @@ def _size_run(args, ros_harness, ckpt: Path, frame, log: Path) -> None:
     print('  HxW: seconds for the frames of that size, RSS after (MiB)')
     for h, w, seconds, rss in rows:
         print(f'  {h}x{w}: {seconds:.1f} s, {rss:.0f}')
-    first, last = rows[len(SIZES) - 1][3], rows[-1][3]
-    print(f'  RSS after round 1 -> after round {args.size_rounds}: {last - first:+.1f} MiB')
+    ends = [row[3] for row in rows[len(SIZES) - 1::len(SIZES)]]
+    print('  RSS after each round (MiB): ' + ' '.join(f'{r:.0f}' for r in ends))
+    if len(ends) > 2:  # round 1 compiles every shape for the first time; then it must be flat
+        print(f'  RSS after round 2 -> after round {len(ends)}: {ends[-1] - ends[1]:+.1f} MiB')
 
 
 def _serve(client, node, frame, sec: int) -> None:
