@@ -6,14 +6,14 @@ from conftest import SHARED_DATA
 import cv2
 import numpy as np
 import pytest
-from test_registration import _rgb_to_aux
+from virtual_cameras import rgb_to_aux
 import yaml
 
 from smmcl_core.data import build_dataset
 from smmcl_core.data.registration import coverage, warp_homography
 
 NAMES = ('00004N', '00008N')
-TO_AUX = _rgb_to_aux(0.5, 1.5, -6.0, 9.0)  # RGB pixel -> pixel of a 320x256 thermal camera
+TO_AUX = rgb_to_aux(0.5, 1.5, -6.0, 9.0)  # RGB pixel -> pixel of a 320x256 thermal camera
 H = np.linalg.inv(TO_AUX)  # aux pixel -> RGB pixel, as smmcl-calibrate-aux writes it
 
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from test_registration import _rgb_to_aux, _virtual_depth, NYU_K
+from virtual_cameras import NYU_K, rgb_to_aux, virtual_depth
 
 from smmcl_core.data.registration import coverage, RegistrationError, warp_homography
 from smmcl_core.segmenter import Segmenter
@@ -37,7 +37,7 @@ def demo_path():
 def test_homography_option_registers_unregistered_thermal(pair, demo_path):
     """A 320x256 thermal camera (0.5x, 1.5 degrees, offset) registered by the Segmenter."""
     rgb, thermal = pair
-    to_aux = _rgb_to_aux(0.5, 1.5, -6.0, 9.0)
+    to_aux = rgb_to_aux(0.5, 1.5, -6.0, 9.0)
     aux = cv2.warpPerspective(thermal, to_aux, (320, 256), flags=cv2.INTER_LINEAR)
     H = np.linalg.inv(to_aux)  # aux pixel -> RGB pixel
     plain = Segmenter.from_checkpoint(demo_path, device='cpu', backend='torch')
@@ -92,7 +92,7 @@ def test_depth_option_registers_a_virtual_depth_camera(frame, checkpoint):
     Kv = np.array([[580.0, 0.0, 399.5], [0.0, 580.0, 299.5], [0.0, 0.0, 1.0]])
     rotation = Rotation.from_euler('xyz', [0.8, -1.2, 0.5], degrees=True)
     translation = [0.025, -0.004, 0.003]
-    virtual = _virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, translation)
+    virtual = virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, translation)
     with pytest.raises(ValueError, match="'depth' needs aux_K, aux_to_rgb"):
         Segmenter.from_checkpoint(checkpoint, device='cpu', aux_registration='depth',
                                   rgb_K=NYU_K)
