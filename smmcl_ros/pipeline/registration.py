@@ -25,16 +25,12 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from smmcl_core.data.fixed_registration import registration_modality
 from smmcl_core.data.registration import (check_homography, check_mode, DEPTH, HOMOGRAPHY,
                                           pose_matrix, register, RegistrationError)
 from smmcl_ros.pipeline.tf_static import StaticTransforms, TransformLookupError
 
 AuxRefused = RegistrationError  # the refusal type the pipeline catches (``.reason``)
-
-
-def registration_modality(modality: str) -> str:
-    """Interpolation family of the node's aux modality: ``hha`` checkpoints take depth."""
-    return 'thermal' if modality == 'thermal' else 'depth'
 
 
 class AuxRegistration:

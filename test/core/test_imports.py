@@ -17,6 +17,7 @@ TORCH_FREE = (
     'smmcl_core.data.hha',
     'smmcl_core.data.hha.intrinsics',
     'smmcl_core.data.classes',
+    'smmcl_core.data.fixed_registration',
     'smmcl_core.data.io',
     'smmcl_core.data.preprocess',
     'smmcl_core.data.splits',

@@ -6,19 +6,9 @@ import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from virtual_cameras import NYU_K, rgb_to_aux, virtual_depth
 
 from smmcl_core.data import registration as reg
-
-# NYUv2 colour camera (shared/data README, hha_reference), principal point 0-based.
-NYU_K = np.array([[518.85790117450188, 0.0, 324.58244941119034],
-                  [0.0, 519.46961112127485, 252.73616633400465], [0.0, 0.0, 1.0]])
-
-
-def _rgb_to_aux(scale: float, degrees: float, dx: float, dy: float) -> np.ndarray:
-    """RGB pixel -> pixel of a virtual thermal camera (scale, rotation, offset)."""
-    a = np.deg2rad(degrees)
-    return np.array([[scale * np.cos(a), -scale * np.sin(a), dx],
-                     [scale * np.sin(a), scale * np.cos(a), dy], [0.0, 0.0, 1.0]])
 
 
 @pytest.fixture(scope='module')
@@ -80,7 +70,7 @@ def test_resize_nearest_for_depth_area_for_thermal(thermal, frame):
 def test_homography_maps_aux_pixel_to_rgb_pixel():
     aux = np.zeros((256, 320), np.uint16)
     aux[100, 50] = 4000  # one depth reading
-    H = np.linalg.inv(_rgb_to_aux(0.5, 1.5, -6.0, 9.0))  # aux -> RGB
+    H = np.linalg.inv(rgb_to_aux(0.5, 1.5, -6.0, 9.0))  # aux -> RGB
     out = reg.register(aux, (480, 640), 'depth', 'homography', homography=H)
     x, y, w = H @ [50, 100, 1]
     v, u = np.nonzero(out)
@@ -91,9 +81,9 @@ def test_homography_maps_aux_pixel_to_rgb_pixel():
 def test_homography_recovers_registered_msrs_thermal(thermal):
     """A registered MSRS thermal re-imaged by a 320x256 camera is warped back onto the RGB."""
     optics = cv2.GaussianBlur(thermal, (0, 0), 1.0)  # the virtual lens, so 0.5x does not alias
-    rgb_to_aux = _rgb_to_aux(0.5, 1.5, -6.0, 9.0)
-    aux = cv2.warpPerspective(optics, rgb_to_aux, (320, 256), flags=cv2.INTER_LINEAR)
-    aux_to_rgb = np.linalg.inv(rgb_to_aux)
+    to_aux = rgb_to_aux(0.5, 1.5, -6.0, 9.0)
+    aux = cv2.warpPerspective(optics, to_aux, (320, 256), flags=cv2.INTER_LINEAR)
+    aux_to_rgb = np.linalg.inv(to_aux)
     back = reg.register(aux, (480, 640), 'thermal', 'homography', homography=aux_to_rgb)
     assert back.shape == (480, 640) and back.dtype == np.uint8
     covered = reg.coverage(aux.shape, aux_to_rgb, (480, 640))
@@ -108,29 +98,6 @@ def test_homography_recovers_registered_msrs_thermal(thermal):
     assert np.abs(stretched.astype(float) - optics.astype(float))[inner].mean() > 4 * diff.mean()
 
 
-def _virtual_depth(depth_mm: np.ndarray, K: np.ndarray, Kv: np.ndarray, size, rotation,
-                   translation) -> np.ndarray:
-    """Depth seen by a virtual camera at ``rotation, translation`` in the RGB optical frame.
-
-    Ray casting against the bilinear surface of ``depth_mm`` (inverse mapping, fixed-point
-    iteration along each virtual ray), not the forward z-buffer under test.
-    """
-    R, t = rotation.as_matrix(), np.asarray(translation)
-    metres = depth_mm.astype(np.float32) / 1000.0
-    v, u = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
-    rays = np.stack([(u - Kv[0, 2]) / Kv[0, 0], (v - Kv[1, 2]) / Kv[1, 1], np.ones_like(u)], -1)
-    z = np.full(size, 2.0)
-    for _ in range(8):
-        points = (rays * z[..., None]) @ R.T + t  # (h,w,3) in the RGB frame
-        map_u = (K[0, 0] * points[..., 0] / points[..., 2] + K[0, 2]).astype(np.float32)
-        map_v = (K[1, 1] * points[..., 1] / points[..., 2] + K[1, 2]).astype(np.float32)
-        sampled = cv2.remap(metres, map_u, map_v, cv2.INTER_LINEAR, borderValue=0)
-        z = np.where(sampled > 0, (sampled - t[2]) / (rays @ R[2]), z)
-    # Invalid where any of the 2x2 source pixels is a hole (no bilinear surface there).
-    solid = cv2.remap(cv2.erode(metres, np.ones((2, 2))), map_u, map_v, cv2.INTER_NEAREST)
-    return np.rint(np.where(solid > 0, z, 0) * 1000).astype(np.uint16)
-
-
 def test_depth_registration_recovers_nyu_depth(frame):
     """NYUv2 depth seen by a virtual depth camera and registered back: the original returns.
 
@@ -140,7 +107,7 @@ def test_depth_registration_recovers_nyu_depth(frame):
     Kv = np.array([[580.0, 0.0, 399.5], [0.0, 580.0, 299.5], [0.0, 0.0, 1.0]])
     rotation = Rotation.from_euler('xyz', [0.8, -1.2, 0.5], degrees=True)
     translation = [0.025, -0.004, 0.003]
-    virtual = _virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, translation)
+    virtual = virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, translation)
     assert (virtual > 0).mean() > 0.7
     pose = reg.pose_matrix(translation + list(rotation.as_quat()))  # scipy: x, y, z, w
     back = reg.register(virtual, (480, 640), 'depth', 'depth', aux_K=Kv, rgb_K=NYU_K,

@@ -222,8 +222,10 @@ def test_segmenter_rejects_bad_inputs(segmenter):
         seg.predict(rgb.astype(np.float32), depth)
     with pytest.raises(ValueError, match='rgb must be a uint8'):
         seg.predict(rgb[..., 0], depth)
+    with pytest.raises(ValueError, match='aspect ratios differ.*aux_registration'):
+        seg.predict(rgb, depth[:16])  # the default aux_registration (auto) refuses it
     with pytest.raises(ValueError, match='aux size'):
-        seg.predict(rgb, depth[:16])
+        seg.preprocess(rgb, depth[:16])  # preprocess wants a registered pair
     with pytest.raises(ValueError, match='depth'):
         seg.predict(rgb, depth.astype(np.int32))
 

@@ -4,14 +4,19 @@ Real MSRS night pairs (registered, 640x480) are made unregistered by re-imaging 
 with a virtual 320x256 camera (0.5x, 1.5 degree rotation, offset). With
 ``aux_registration: homography`` and the inverse mapping the node's masks must agree with the
 masks of the registered pair; with the default (``auto``) the pair is refused, counted, and the
-node keeps serving registered pairs.
+node keeps serving registered pairs. A real NYUv2 depth frame re-imaged by a virtual depth
+camera is registered with ``aux_registration: depth`` and the extrinsic the node composes from a
+chain of two transforms on a transient-local ``/tf_static`` (the test-only ``tf2_msgs``).
 """
 
 from conftest import SHARED_DATA
 import cv2
+from msgs_fixture import tf2_msgs  # noqa: F401  (session fixture)
 import numpy as np
 import pytest
-from ros_harness import image_msg, NodeProcess, RosClient
+from ros_harness import camera_info_msg, image_msg, NodeProcess, RosClient
+from scipy.spatial.transform import Rotation
+from virtual_cameras import NYU_K, virtual_depth
 
 from smmcl_core.data.registration import coverage
 
@@ -130,3 +135,76 @@ def test_default_refuses_unregistered_pair_and_keeps_serving(ros_env, tmp_path, 
     lines = [line for line in log.splitlines() if 'aux/image: aspect_mismatch' in line]
     assert len(lines) == 1, log  # throttled: one line for three refusals
     assert 'aux 320x256, rgb 640x480' in log and 'aux_registration' in log
+
+
+def _transform(parent: str, child: str, matrix: np.ndarray):
+    """A geometry_msgs/TransformStamped: points of ``child`` -> ``parent`` by ``matrix``."""
+    from geometry_msgs.msg import TransformStamped
+
+    from smmcl_ros.pipeline.tf_static import matrix_to_pose
+
+    msg = TransformStamped()
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    x, y, z, qx, qy, qz, qw = matrix_to_pose(matrix)
+    t, q = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z, q.x, q.y, q.z, q.w = x, y, z, qx, qy, qz, qw
+    return msg
+
+
+def test_depth_registration_with_the_extrinsic_from_tf_static(
+        ros_env, tmp_path, tf2_msgs, checkpoint, segmenter, frame):  # noqa: F811
+    """aux_registration depth, empty aux_to_rgb: the node composes /tf_static and registers."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo
+    from tf2_msgs.msg import TFMessage
+
+    from smmcl_core.data.registration import pose_matrix
+    from smmcl_core.segmenter import Segmenter
+
+    rgb, depth = frame
+    Kv = np.array([[580.0, 0.0, 399.5], [0.0, 580.0, 299.5], [0.0, 0.0, 1.0]])
+    rotation = Rotation.from_euler('xyz', [0.8, -1.2, 0.5], degrees=True)
+    aux_to_rgb = [0.025, -0.004, 0.003] + list(rotation.as_quat())
+    virtual = virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, aux_to_rgb[:3])
+    # Chain: colour optical -> depth link -> depth optical (the two compose to aux_to_rgb).
+    to_link = pose_matrix([0.0, 0.02, 0.0, 0.0, 0.0, 0.0087, 0.99996])
+    tree = TFMessage(transforms=[
+        _transform('camera_color_optical_frame', 'camera_depth_frame', to_link),
+        _transform('camera_depth_frame', 'camera_depth_optical_frame',
+                   np.linalg.inv(to_link) @ pose_matrix(aux_to_rgb))])
+
+    client = RosClient()
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    tf_pub = client.node.create_publisher(TFMessage, '/tf_static', latched)
+    tf_pub.publish(tree)  # once, before the node exists: it must come from the latch
+    aux_info = client.node.create_publisher(CameraInfo, 'aux/camera_info', QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    node = NodeProcess(tf2_msgs.env(ros_env), dict(
+        checkpoint=checkpoint, device='cpu', backend='torch', qos='reliable',
+        publish_color=False, publish_overlay=False, aux_registration='depth'),
+        tmp_path / 'depth.log')
+    try:
+        client.wait_ready(node)
+        assert client.spin_until(lambda: aux_info.get_subscription_count() > 0
+                                 and tf_pub.get_subscription_count() > 0, 30), node.output()
+        aux_info.publish(camera_info_msg(Kv, 600, 800, sec=40))
+        client.info_pub.publish(camera_info_msg(NYU_K, 480, 640, sec=40))
+        client.spin_for(0.5)
+        client.rgb_pub.publish(image_msg(rgb, 'rgb8', 40, 0, 'camera_color_optical_frame'))
+        client.aux_pub.publish(image_msg(virtual, '16UC1', 40, 0, 'camera_depth_optical_frame'))
+        assert client.spin_until(lambda: client.received['mask'], 90), node.output()
+        got = _mask(client.received['mask'][0])
+        given = Segmenter.from_checkpoint(checkpoint, device='cpu', aux_registration='depth',
+                                          aux_K=Kv, rgb_K=NYU_K, aux_to_rgb=aux_to_rgb)
+        assert (got == given.predict(rgb, virtual)).mean() >= 0.999  # the composed chain
+        registered = segmenter.predict(rgb, depth)
+        same = (got == registered).mean()
+        assert same >= 0.97, same  # measured 97.8%
+        assert same > (segmenter.predict(rgb, virtual) == registered).mean() + 0.02  # resized
+        diag = client.last_diagnostics()
+        assert diag is not None and diag['aux_registration'] == 'depth'
+    finally:
+        code = node.stop()
+        client.close()
+    assert code == 0, node.output()

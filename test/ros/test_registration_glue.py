@@ -108,23 +108,18 @@ def test_depth_registration_in_the_aux_step(frame, segmenter):
     A virtual 800x600 depth camera's image is registered back to the NYUv2 colour camera, and
     the masks follow (random depth model: 97.8% agree; the merely resized depth gives 95.4%).
     """
-    import sys
-    from pathlib import Path
-
     from scipy.spatial.transform import Rotation
 
     from smmcl_ros.pipeline.aux import AuxPreparer
     from smmcl_ros.pipeline.frame import Frame
     from smmcl_ros.pipeline.intrinsics import IntrinsicsCache
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'core'))
-    from test_registration import _virtual_depth, NYU_K  # the ray-cast virtual camera
+    from virtual_cameras import NYU_K, virtual_depth  # the ray-cast virtual camera
 
     rgb, depth = frame
     Kv = np.array([[580.0, 0.0, 399.5], [0.0, 580.0, 299.5], [0.0, 0.0, 1.0]])
     rotation = Rotation.from_euler('xyz', [0.8, -1.2, 0.5], degrees=True)
     translation = [0.025, -0.004, 0.003]
-    virtual = _virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, translation)
+    virtual = virtual_depth(depth, NYU_K, Kv, (600, 800), rotation, translation)
     aux_info, rgb_info = IntrinsicsCache(), IntrinsicsCache()
     aux_info.update(_camera_info(Kv, 600, 800))
     rgb_info.update(_camera_info(NYU_K, 480, 640))

@@ -9,6 +9,11 @@ returning the raw numpy ``(rgb uint8 (H,W,3), aux raw, label uint8 (H,W) train i
 Errors: a missing or unreadable file, size mismatch within a sample and label ids outside
 the classes raise ``FileNotFoundError`` / ``ValueError`` naming the file.
 
+Unregistered pairs: a dataset with a ``registration`` (a ``FixedRegistration``; the folder
+dataset's ``classes.yaml`` ``aux_registration``) brings each aux image into the RGB frame
+before anything else; without one an aux image of another size than its RGB image is an error
+naming the file and ``aux_registration`` (never stretched). Labels are in the RGB frame.
+
 Augmentation randomness: ``__getitem__`` draws from a numpy Generator seeded by
 ``(seed, torch.initial_seed())``; inside a DataLoader worker ``torch.initial_seed()`` is the
 worker seed, so the stream is deterministic per worker once torch is seeded. Use
@@ -24,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from smmcl_core.data.classes import DatasetInfo, IGNORE_INDEX
+from smmcl_core.data.fixed_registration import FixedRegistration
 from smmcl_core.data.io import check_sample
 from smmcl_core.data.preprocess import aux_to_unit, IMAGENET_MEAN, IMAGENET_STD, input_conventions
 from smmcl_core.data.transforms import EvalTransform, RELEASED_SCALES, TrainTransform
@@ -87,6 +93,7 @@ class RGBXDataset(Dataset):
     info: DatasetInfo
     names: List[str]
     label_lut: np.ndarray
+    registration: Optional[FixedRegistration] = None  # None: the pairs are registered
 
     def __init__(self, *, train: bool = False, crop_size: Sequence[int] = (480, 640),
                  scales: Sequence[float] = RELEASED_SCALES, flip: bool = True,
@@ -165,6 +172,7 @@ class RGBXDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f'sample index {index} out of range for {len(self)} samples')
         rgb, aux, raw_label, files = self._read(self.names[index])
+        aux = register_sample(rgb, aux, raw_label, files, self.registration)
         check_sample(rgb, aux, raw_label, files)
         label = apply_lut(raw_label, self.label_lut, files[2])
         return rgb, aux, label
@@ -198,6 +206,30 @@ class RGBXDataset(Dataset):
         if self._rng_cache is None or self._rng_cache[0] != torch_seed:
             self._rng_cache = (torch_seed, np.random.default_rng([self.seed, torch_seed]))
         return self._rng_cache[1]
+
+
+def register_sample(rgb: np.ndarray, aux: np.ndarray, label: np.ndarray, files: Sequence[Path],
+                    registration: Optional[FixedRegistration]) -> np.ndarray:
+    """``aux`` in the frame of ``rgb`` (``files``: rgb, aux, ... paths for the messages).
+
+    Without a registration an aux image whose size alone differs (the label fits the RGB) is
+    an unregistered pair; other size mismatches are left to ``check_sample``.
+
+    Raises:
+        ValueError: Another size without a registration, or a refused pair (names the file).
+    """
+    if registration is None:
+        if aux.shape[:2] != rgb.shape[:2] and label.shape[:2] == rgb.shape[:2]:
+            raise ValueError(
+                f'{files[1]}: aux image {aux.shape[1]}x{aux.shape[0]} but {files[0]} is '
+                f'{rgb.shape[1]}x{rgb.shape[0]}: the pair is not registered; name '
+                'aux_registration (resize, homography + aux_homography) in classes.yaml '
+                '(README "Unregistered cameras")')
+        return aux
+    try:
+        return registration(aux, rgb.shape[:2])
+    except ValueError as exc:
+        raise ValueError(f'{files[1]}: {exc}') from exc
 
 
 def check_split(split: str, valid: Sequence[str], dataset: str) -> None:

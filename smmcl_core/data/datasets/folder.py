@@ -24,7 +24,12 @@ Generic folder layout for your own data::
 ``label_colors`` (colour-coded label files: class name, class id or ``ignore`` -> [r, g, b];
 any other colour is an error), ``label_color_tolerance`` (RGB distance within which a colour
 takes the nearest ``label_colors`` entry, for blended edges; see
-``smmcl_core.data.label_colors``). Unknown keys are rejected.
+``smmcl_core.data.label_colors``), ``aux_registration`` (unregistered pairs: ``none``
+(default: sizes must match), ``auto``, ``resize``, ``homography``; see
+``smmcl_core.data.registration``) with ``aux_homography`` (9 numbers, row-major, aux pixel ->
+RGB pixel, as ``smmcl-calibrate-aux`` writes it): each aux image is registered into the RGB
+frame when read, so training sees the robot's registered input; labels are in the RGB frame.
+Unknown keys are rejected.
 """
 
 import dataclasses
@@ -36,8 +41,9 @@ import warnings
 import numpy as np
 import yaml
 
-from smmcl_core.data.classes import load_classes_file, parse_label_colors
-from smmcl_core.data.datasets.base import apply_lut, check_root, identity_lut, RGBXDataset
+from smmcl_core.data.classes import load_classes_file, parse_label_colors, parse_registration
+from smmcl_core.data.datasets.base import (apply_lut, check_root, identity_lut, register_sample,
+                                           RGBXDataset)
 from smmcl_core.data.io import (AUX_EXTENSIONS, check_sample, find_file, IMAGE_EXTENSIONS,
                                 read_aux, read_label, read_rgb, read_split)
 from smmcl_core.data.label_colors import label_color_table
@@ -73,6 +79,7 @@ class FolderDataset(RGBXDataset):
             spec['label_colors'], self.info.class_names, self.info.ignore_index,
             self.classes_file) if spec.get('label_colors') else None,
             spec.get('label_color_tolerance'), self.classes_file)
+        self.registration = parse_registration(spec, self.info.aux_modality, self.classes_file)
         self.names = read_split(self.root / f'{split}.txt')
         self.label_lut = identity_lut(self.info.num_classes, self.info.ignore_index)
         self._setup_transform()
@@ -126,9 +133,11 @@ class FolderDataset(RGBXDataset):
             except ValueError as exc:
                 found.append(str(exc))
         if len(arrays) == 3:
+            files = [paths['rgb'], paths['aux'], paths['label']]
             try:
-                check_sample(arrays['rgb'], arrays['aux'], arrays['label'],
-                             [paths['rgb'], paths['aux'], paths['label']])
+                aux = register_sample(arrays['rgb'], arrays['aux'], arrays['label'], files,
+                                      self.registration)
+                check_sample(arrays['rgb'], aux, arrays['label'], files)
             except ValueError as exc:
                 found.append(str(exc))
         return found
