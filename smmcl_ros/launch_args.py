@@ -38,7 +38,7 @@ INPUTS: Tuple[Tuple[str, str, str, str], ...] = (
     ('rgb_info_topic', 'rgb/camera_info', '/camera/color/camera_info',
      'camera_info of rgb_topic, republished with each mask as segmentation/camera_info'),
     ('aux_info_topic', 'aux/camera_info', '/camera/depth/camera_info',
-     'camera_info of aux_topic, read by HHA checkpoints only'),
+     'camera_info of aux_topic, read for HHA, depth registration and segmentation/points'),
 )
 
 ARGUMENTS: Tuple[Argument, ...] = (
@@ -50,6 +50,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('device', 'auto', 'auto, cpu or cuda'),
     Argument('backend', 'auto',
              'inference engine: auto, torch, openvino, onnxruntime or tensorrt'),
+    Argument('aux_registration', '',
+             'how the aux image is brought into the RGB frame: auto, none, resize, homography '
+             "or depth (README 'Unregistered cameras'); empty: the parameter file's value"),
     Argument('namespace', '',
              "node namespace; a relative one goes under a parent launch file's "
              'PushRosNamespace, an absolute one (/robot1) replaces it'),
@@ -169,7 +172,7 @@ def _check_token(name: str, value: str) -> None:
 
 def node_command(params_file: Optional[str] = None, rgb_topic: str = '', aux_topic: str = '',
                  rgb_info_topic: str = '', aux_info_topic: str = '', checkpoint: str = '',
-                 device: str = '', backend: str = '') -> List[str]:
+                 device: str = '', backend: str = '', aux_registration: str = '') -> List[str]:
     """ROS arguments for the node; empty values are left out.
 
     Order: ``--ros-args``, the params file, the input remaps, then ``-p`` overrides (rcl lets
@@ -186,6 +189,7 @@ def node_command(params_file: Optional[str] = None, rgb_topic: str = '', aux_top
         checkpoint: Value of the ``checkpoint`` parameter (the node expands ``~``).
         device: Value of the ``device`` parameter (``auto``, ``cpu``, ``cuda``).
         backend: Value of the ``backend`` parameter (``auto``, ``torch``, ``openvino``, ...).
+        aux_registration: Value of the ``aux_registration`` parameter (empty: the file's).
 
     Returns:
         e.g. ``['--ros-args', '--params-file', 'seg.yaml', '-r', 'rgb/image:=/cam/rgb',
@@ -197,7 +201,9 @@ def node_command(params_file: Optional[str] = None, rgb_topic: str = '', aux_top
     """
     topics = dict(rgb_topic=rgb_topic, aux_topic=aux_topic, rgb_info_topic=rgb_info_topic,
                   aux_info_topic=aux_info_topic)
-    for name, value in (*topics.items(), ('device', device), ('backend', backend)):
+    overrides = (('checkpoint', checkpoint), ('device', device), ('backend', backend),
+                 ('aux_registration', aux_registration))
+    for name, value in (*topics.items(), *overrides[1:]):
         _check_token(name, value)
     args = ['--ros-args']
     if params_file:
@@ -205,7 +211,7 @@ def node_command(params_file: Optional[str] = None, rgb_topic: str = '', aux_top
     for name, topic, _, _ in INPUTS:
         if topics[name]:
             args += ['-r', f'{topic}:={topics[name]}']
-    for name, value in (('checkpoint', checkpoint), ('device', device), ('backend', backend)):
+    for name, value in overrides:
         if value:
             args += ['-p', f'{name}:={value}']
     return args
@@ -239,7 +245,8 @@ def node_launch(values: Mapping[str, str], share_dir: str,
     arguments = node_command(
         params_file=params_file(values['params_file'], share_dir),
         **{name: values[name] for name, _, _, _ in INPUTS},
-        checkpoint=values['checkpoint'], device=values['device'], backend=values['backend'])
+        checkpoint=values['checkpoint'], device=values['device'], backend=values['backend'],
+        aux_registration=values['aux_registration'])
     return NodeLaunch(
         executable=executable(parse_bool('lifecycle', values['lifecycle'])),
         namespace=parse_namespace(values['namespace']),

@@ -37,8 +37,8 @@ def test_every_argument_once_with_the_documented_defaults():
     assert len(set(ARGUMENT_NAMES)) == len(ARGUMENT_NAMES)
     assert ARGUMENT_NAMES == (
         'checkpoint', 'rgb_topic', 'aux_topic', 'rgb_info_topic', 'aux_info_topic', 'device',
-        'backend', 'namespace', 'params_file', 'lifecycle', 'fastdds_profile', 'respawn',
-        'respawn_delay', 'shutdown_on_exit')
+        'backend', 'aux_registration', 'namespace', 'params_file', 'lifecycle',
+        'fastdds_profile', 'respawn', 'respawn_delay', 'shutdown_on_exit')
     defaults = dict(_defaults())
     assert defaults['rgb_info_topic'] == '/camera/color/camera_info'
     assert defaults['aux_info_topic'] == '/camera/depth/camera_info'
@@ -142,6 +142,8 @@ def test_node_command_remaps_the_camera_infos():
 def test_node_command_leaves_out_empty_values():
     assert node_command() == ['--ros-args']
     assert node_command(checkpoint='m.pt') == ['--ros-args', '-p', 'checkpoint:=m.pt']
+    assert node_command(aux_registration='homography') == [
+        '--ros-args', '-p', 'aux_registration:=homography']
 
 
 @pytest.mark.parametrize('kwargs', [dict(rgb_topic='a b'), dict(aux_info_topic='x:=y'),
