@@ -4,9 +4,10 @@ Real MSRS night pairs (registered, 640x480) are made unregistered by re-imaging 
 with a virtual 320x256 camera (0.5x, 1.5 degree rotation, offset). With
 ``aux_registration: homography`` and the inverse mapping the node's masks must agree with the
 masks of the registered pair; with the default (``auto``) the pair is refused, counted, and the
-node keeps serving registered pairs. A real NYUv2 depth frame re-imaged by a virtual depth
-camera is registered with ``aux_registration: depth`` and the extrinsic the node composes from a
-chain of two transforms on a transient-local ``/tf_static`` (the test-only ``tf2_msgs``).
+node keeps serving registered pairs; a half-size thermal image of the same view is resized. A
+real NYUv2 depth frame re-imaged by a virtual depth camera is registered with
+``aux_registration: depth`` and the extrinsic the node composes from a chain of two transforms
+on a transient-local ``/tf_static`` (the test-only ``tf2_msgs``).
 """
 
 from conftest import SHARED_DATA
@@ -127,6 +128,19 @@ def test_default_refuses_unregistered_pair_and_keeps_serving(ros_env, tmp_path, 
         got = _mask(client.received['mask'][0])
         assert client.received['mask'][0].header.stamp.sec == 23
         assert np.mean(got != demo.predict(rgb, thermal)) < 1e-3
+        # A half-size thermal camera with the same view (same aspect ratio): auto resizes it.
+        half = cv2.resize(thermal, (320, 240), interpolation=cv2.INTER_AREA)
+        _send(client, rgb, half, 24)
+        assert client.spin_until(lambda: len(client.received['mask']) > 1, 60.0), node.output()
+        got, registered = _mask(client.received['mask'][1]), demo.predict(rgb, thermal)
+        assert client.received['mask'][1].header.stamp.sec == 24 and got.shape == (480, 640)
+        agree = got == registered
+        either = (got != 0) | (registered != 0)
+        assert agree.mean() >= 0.99 and agree[either].mean() >= 0.90, \
+            (agree.mean(), agree[either].mean())
+        ok = client.spin_until(lambda: (client.last_diagnostics() or {}).get(
+            'input.aux/image.size_mismatch') == '1', 15.0)
+        assert ok, client.last_diagnostics()
     finally:
         code = node.stop()
         client.close()
