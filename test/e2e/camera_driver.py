@@ -9,6 +9,10 @@ as the node's overlay for the previous one arrived, and ``--period`` is only the
 pair for a busy model::
 
     python test/e2e/camera_driver.py --qos best_effort --count 10 --period 1.0 --first 100
+
+The pair is NYUv2 frame 0 from ``../shared/data``; ``--synthetic`` sends a SYNTHETIC 640x480
+RGB-D scene instead (``smmcl_core.data.synthetic``), for tests whose claim does not depend on
+the image content when the shared data is not there.
 """
 
 import argparse
@@ -27,6 +31,8 @@ def main() -> int:
     parser.add_argument('--period', type=float, default=1.0)
     parser.add_argument('--first', type=int, default=100)
     parser.add_argument('--wait', type=float, default=60.0)
+    parser.add_argument('--synthetic', action='store_true',
+                        help='a synthetic 640x480 RGB-D scene instead of the NYUv2 frame')
     parser.add_argument('--follow', action='store_true',
                         help='send the next pair once the overlay of the previous one arrived')
     args = parser.parse_args()
@@ -39,8 +45,14 @@ def main() -> int:
     from smmcl_core.data.io import read_aux, read_rgb
     from smmcl_ros.messages.image_codec import fill_image
 
-    folder = REPO.parent / 'shared' / 'data' / 'nyuv2_samples'
-    rgb, depth = read_rgb(folder / 'RGB' / '0.png'), read_aux(folder / 'Depth' / '0.png', 'depth')
+    if args.synthetic:
+        from smmcl_core.data.synthetic import render_scene
+
+        rgb, depth = render_scene(0, 480, 640, 'depth')[:2]
+    else:
+        folder = REPO.parent / 'shared' / 'data' / 'nyuv2_samples'
+        rgb = read_rgb(folder / 'RGB' / '0.png')
+        depth = read_aux(folder / 'Depth' / '0.png', 'depth')
     rclpy.init()
     node = rclpy.create_node('camera_driver')
     qos = (QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

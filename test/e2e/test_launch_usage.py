@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Set
 
+from conftest import SHARED_DATA
 import pytest
 from ros_harness import NodeProcess, REPO_ROOT, RosClient
 import yaml
@@ -208,10 +209,15 @@ def _own_segments(pid: int) -> Set[str]:
 
 
 def _camera(env: Dict[str, str], count: int) -> subprocess.Popen:
-    """test/camera_driver.py: real 640x480 RGB-D pairs at 10 Hz, large-image profile."""
+    """test/e2e/camera_driver.py: 640x480 RGB-D pairs at 10 Hz, large-image profile.
+
+    Real NYUv2 pairs when ``../shared`` is there, else a synthetic scene: what these tests
+    check (signals during teardown) does not depend on the image content.
+    """
     env = dict(env, **node_env(True, str(PROFILE), env), OMP_NUM_THREADS='1')
+    source = [] if (SHARED_DATA / 'nyuv2_samples').is_dir() else ['--synthetic']
     return subprocess.Popen([sys.executable, str(CAMERA), '--count', str(count), '--period',
-                             '0.1'], env=env, stdout=subprocess.PIPE,
+                             '0.1', *source], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -233,7 +239,9 @@ def test_second_signal_during_teardown(ros_env, tmp_path, checkpoint, kind, fram
         if frames:
             camera = _camera(ros_env, count=600)
             ok = client.spin_until(lambda: len(client.received['mask']) >= 3
-                                   or process.proc.poll() is not None, 120.0)
+                                   or process.proc.poll() is not None
+                                   or camera.poll() is not None, 120.0)
+            assert camera.poll() is None, f'camera driver exited:\n{camera.communicate()[0]}'
             assert ok and process.proc.poll() is None, process.output()
         own = _own_segments(process.proc.pid)
         assert own and all(os.path.exists(p) for p in own), own
@@ -249,7 +257,7 @@ def test_second_signal_during_teardown(ros_env, tmp_path, checkpoint, kind, fram
         code = process.proc.wait(60)
     finally:
         stopped = process.stop()
-        if camera is not None:
+        if camera is not None and camera.poll() is None:
             camera.send_signal(signal.SIGINT)
             camera.communicate(timeout=30)
         client.close()
