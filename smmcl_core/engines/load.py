@@ -26,6 +26,8 @@ from smmcl_core.utils.optional import import_torch
 
 LOG = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
+EXPORT_HINT = (', or use as the checkpoint the .onnx file smmcl-export writes (on a machine '
+               'with torch)')
 
 
 def engine_device(device: Any, backend: str) -> Any:
@@ -79,8 +81,8 @@ def engine_from_checkpoint(path: PathLike, backend: str, device: Any,
     return _exported_engine(path, name, device, precision, cache_dir, rebuild=graph is not None)
 
 
-def _load(path: PathLike, purpose: str, extra: str) -> Dict[str, Any]:
-    import_torch(purpose, extra)
+def _load(path: PathLike, purpose: str, extra: str, hint: str = '') -> Dict[str, Any]:
+    import_torch(purpose, extra, hint)
     from smmcl_core.checkpoint import load_checkpoint
 
     return load_checkpoint(path, map_location='cpu', require=('model', 'meta'))
@@ -101,7 +103,8 @@ def _exported_engine(path: PathLike, name: str, device: Any, precision: str,
                      cache_dir: Optional[PathLike], rebuild: bool
                      ) -> Tuple[Engine, Dict[str, Any]]:
     """Export ``path`` (torch, once), build engine ``name`` on it, release the torch side."""
-    state = _load(path, f'exporting {path} for backend {name!r} (no cached graph)', 'export')
+    state = _load(path, f'exporting {path} for backend {name!r} (no cached graph)', 'export',
+                  EXPORT_HINT)
     meta = state['meta']
     num_classes = int(meta['num_classes'])
     graph = cached_graph(path, name, cache_dir, state=state, rebuild=rebuild)

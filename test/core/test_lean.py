@@ -183,6 +183,7 @@ def test_cached_export_of_a_checkpoint_runs_without_torch(tmp_path, frames):
     assert "needs torch, which is not installed: pip install 'smmcl_ros[export]'" \
         in missing.stderr, missing.stderr
     assert f'exporting {DEMO_CHECKPOINT} for backend {name!r}' in missing.stderr
+    assert 'or use as the checkpoint the .onnx file smmcl-export writes' in missing.stderr
     first = _run(code, False, cache)  # exports once (torch), then predicts in numpy
     assert first.returncode == 0, first.stderr
     assert 'torch loaded: True' in first.stdout
@@ -209,3 +210,24 @@ def test_without_torch_the_torch_backend_names_its_extra(onnx_file, cache):
     result = _run(code, True, cache)
     assert 'Segmenter.preprocess (tensors) needs torch, which is not installed: pip install ' \
         "'smmcl_ros[torch]'" in result.stderr, result.stderr
+
+
+def test_runtime_install_has_no_torch():
+    """setup.py: the base install and the CPU engine extras need no torch; make install all."""
+    from distutils.core import run_setup  # setuptools' distutils
+
+    dist = run_setup(str(REPO / 'setup.py'), stop_after='init')
+    heavy = ('torch', 'torchvision', 'timm')
+
+    def names(requirements):
+        return {r.split('>')[0].split('=')[0].split('[')[0] for r in requirements}
+
+    extras = dist.extras_require
+    assert not names(dist.install_requires) & set(heavy)
+    for runtime in ('openvino', 'onnxruntime'):
+        assert not names(extras[runtime]) & set(heavy), runtime
+        assert 'onnx' in names(extras[runtime])  # read_onnx_props
+    for needs_torch in ('torch', 'export', 'train', 'tensorrt'):
+        assert {'torch', 'timm'} <= names(extras[needs_torch]), needs_torch
+    make_install = (REPO / 'Makefile').read_text()
+    assert '.[torch,train,export,openvino,onnxruntime,test]' in make_install
