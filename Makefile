@@ -19,7 +19,7 @@ TEST_SPEC ?= colcon-common-extensions ros-jazzy-ament-package \
 
 install:
 	$(PYTHON) -m pip install --quiet $(TORCH_SPEC)
-	$(PYTHON) -m pip install --quiet -e ".[train,export,openvino,onnxruntime,test]"
+	$(PYTHON) -m pip install --quiet -e ".[torch,train,export,openvino,onnxruntime,test]"
 	@$(PYTHON) -c 'import rclpy, lifecycle_msgs' 2>/dev/null || $(PYTHON) -m pip install --quiet $(ROS_SPEC)
 	$(PYTHON) -m pip install --quiet $(TEST_SPEC)
 

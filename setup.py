@@ -8,6 +8,11 @@ from setuptools import find_packages, setup
 package_name = 'smmcl_ros'
 
 
+# Extras share these (pip merges an extra's requirements with the others asked for).
+TORCH = ['torch>=2.1', 'torchvision>=0.16', 'timm>=0.9.12']
+ONNX = ['onnx>=1.14']
+
+
 def _console(name: str, target: str) -> str:
     return f'{name} = {target}'
 
@@ -29,12 +34,12 @@ setup(
          glob('training/configs/*.yaml')),
     ],
     python_requires='>=3.10',
+    # The runtime: the node, the bag tools and the numpy inference path. No torch: an exported
+    # graph (or a cached export) runs on an engine extra alone, e.g.
+    # pip install 'smmcl_ros[openvino]'. torch comes with the torch / export / train extras.
     install_requires=[
         'setuptools',
         'numpy>=1.23',
-        'torch>=2.1',
-        'torchvision>=0.16',
-        'timm>=0.9.12',
         'pyyaml>=6.0',
         'opencv-python-headless>=4.7',
         'Pillow>=9.0',  # palette (indexed) label PNGs
@@ -42,12 +47,15 @@ setup(
         'rosbags>=0.10',
     ],
     extras_require={
-        'train': ['tensorboard>=2.12', 'matplotlib>=3.6', 'scikit-learn>=1.2'],
-        'export': ['onnx>=1.14', 'onnxruntime>=1.16'],
-        # Inference engines (smmcl_core.engines); onnx writes the cached graph they run.
-        'openvino': ['onnx>=1.14', 'openvino>=2024.0'],
-        'onnxruntime': ['onnx>=1.14', 'onnxruntime>=1.16'],
-        'tensorrt': ['onnx>=1.14', 'tensorrt>=10.0'],
+        # backend 'torch' and everything that builds the network (timm: MSCAN layers, ResNet).
+        'torch': TORCH,
+        'train': TORCH + ['tensorboard>=2.12', 'matplotlib>=3.6', 'scikit-learn>=1.2'],
+        # smmcl-export, and the engines' first use of a .pth (exported once, then cached).
+        'export': TORCH + ONNX + ['onnxruntime>=1.16'],
+        # Inference engines (smmcl_core.engines) on an exported graph: no torch.
+        'openvino': ONNX + ['openvino>=2024.0'],
+        'onnxruntime': ONNX + ['onnxruntime>=1.16'],
+        'tensorrt': TORCH + ONNX + ['tensorrt>=10.0'],  # binds CUDA torch tensors
         'ros': [
             'ros-jazzy-rclpy[fastrtps]',
             'ros-jazzy-sensor-msgs',

@@ -39,13 +39,12 @@ import torch
 from torch import nn
 
 from smmcl_core.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from smmcl_core.meta import META_KEYS
 from smmcl_core.release.layout import is_release_state, release_hint
 from smmcl_core.utils.files import atomic_write
 from smmcl_core.utils.torch_load import load_weights_only
 
 FORMAT_VERSION = 1
-META_KEYS = ('preset', 'num_classes', 'class_names', 'palette', 'mean', 'std', 'aux_modality',
-             'aux_ranges', 'ignore_index')
 
 
 class CheckpointError(ValueError):

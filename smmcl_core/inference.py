@@ -13,6 +13,9 @@ probabilities. In both cases ``softmax(result, 1)`` is the class probability map
 
 Any input size works: each forward pass pads its input (zeros = the normalised mean) on the
 bottom/right to a multiple of ``size_divisor`` and crops the logits back.
+
+``smmcl_core.inference_np.predict_logits_np`` is the same on numpy arrays (no torch), for
+engines that run numpy; both share ``check_plan``.
 """
 
 from __future__ import annotations
@@ -24,18 +27,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-
-def _pair(value: Optional[Sequence[int] | int]) -> Optional[Tuple[int, int]]:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value, value
-    value = tuple(int(v) for v in value)
-    if len(value) == 0:
-        return None
-    if len(value) != 2 or min(value) < 1:
-        raise ValueError(f'expected a positive (h, w) pair, got {value}')
-    return value
+from smmcl_core.inference_np import check_plan
 
 
 def _forward_padded(model: nn.Module, rgb: torch.Tensor, aux: torch.Tensor, num_classes: int,
@@ -113,19 +105,7 @@ def predict_logits(model: nn.Module, rgb: torch.Tensor, aux: torch.Tensor, num_c
     Raises:
         ValueError: Bad shapes, crop/stride or scales, or a model with the wrong class count.
     """
-    if rgb.ndim != 4 or aux.ndim != 4:
-        raise ValueError(f'rgb and aux must be (B,C,H,W), got {tuple(rgb.shape)} and '
-                         f'{tuple(aux.shape)}')
-    if rgb.shape[0] != aux.shape[0] or rgb.shape[-2:] != aux.shape[-2:]:
-        raise ValueError(f'rgb {tuple(rgb.shape)} and aux {tuple(aux.shape)} differ in batch '
-                         'or size')
-    scales = tuple(float(s) for s in scales)
-    if not scales or min(scales) <= 0:
-        raise ValueError(f'scales must be positive, got {scales}')
-    crop_hw = _pair(crop)
-    stride_hw = _pair(stride)
-    if crop_hw is not None and stride_hw is None:
-        stride_hw = (math.ceil(crop_hw[0] * 2 / 3), math.ceil(crop_hw[1] * 2 / 3))
+    crop_hw, stride_hw, scales = check_plan(rgb.shape, aux.shape, crop, stride, scales)
     h, w = rgb.shape[-2:]
 
     def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

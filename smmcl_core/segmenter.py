@@ -45,27 +45,34 @@ cropped back (see ``smmcl_core.inference``). A checkpoint trained with ``data.re
 (``meta['resize'] = [H, W]``) runs the network at that size: ``preprocess`` resizes the
 normalised tensors and ``predict`` brings the logits back to the image size
 (``smmcl_core.data.resize``), whatever runs the network in between.
+
+torch is imported only by the torch paths: the torch backend, ``preprocess`` /
+``predict_logits`` (tensors), and exporting a checkpoint without a cached graph. An engine
+that runs numpy arrays (``Engine.runs_numpy``: OpenVINO, ONNX Runtime) makes ``predict`` run
+in numpy end to end (``data.preprocess``, ``data.resize``, ``inference_np``), so a node on an
+exported graph never loads torch.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, TYPE_CHECKING, Union
 
 import numpy as np
-import torch
-from torch import nn
 
-from smmcl_core.checkpoint import META_KEYS
 from smmcl_core.data.fixed_registration import FixedRegistration
-from smmcl_core.data.preprocess import input_conventions
-from smmcl_core.data.resize import check_resize, resize_inputs, restore_logits
-from smmcl_core.data.tensors import to_input_tensors
+from smmcl_core.data.preprocess import input_conventions, to_input_arrays
+from smmcl_core.data.resize import (check_resize, resize_input_arrays, resize_inputs,
+                                    restore_logit_arrays, restore_logits)
 from smmcl_core.engines import Engine, PRECISIONS
 from smmcl_core.engines.load import engine_from_checkpoint
-from smmcl_core.engines.torch_engine import TorchEngine
-from smmcl_core.inference import predict_logits
-from smmcl_core.utils.devices import resolve_device
+from smmcl_core.inference_np import labels_from_logits, predict_logits_np
+from smmcl_core.meta import META_KEYS
+from smmcl_core.utils.optional import import_torch
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ['PRECISIONS', 'Segmenter']
 
@@ -111,6 +118,9 @@ class Segmenter:
             raise ValueError(f'Segmenter meta lacks key(s): {", ".join(missing)}')
         self.num_classes = int(meta['num_classes'])
         if not isinstance(model, Engine):
+            from smmcl_core.engines.torch_engine import TorchEngine
+            from smmcl_core.utils.devices import resolve_device
+
             model = TorchEngine(model, precision, resolve_device(device), self.num_classes,
                                 channels_last)
         if model.num_classes != self.num_classes:
@@ -122,7 +132,6 @@ class Segmenter:
         self.backend = self.engine.name
         self.device = self.engine.device
         self.precision = self.engine.precision
-        self.memory_format = self.engine.memory_format
         self.meta = dict(meta)
         self.class_names = list(meta['class_names'])
         self.palette = np.asarray(meta['palette'], np.uint8).reshape(-1, 3)
@@ -147,6 +156,11 @@ class Segmenter:
     def model(self) -> nn.Module:
         """The torch network (torch backend) or the engine (the others)."""
         return self.engine.network
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """Memory format of the tensors ``preprocess`` makes (imports torch)."""
+        return self.engine.memory_format
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, os.PathLike],
@@ -177,8 +191,8 @@ class Segmenter:
                 installed (the message names the pip extra) or cannot run on this device or
                 at this precision.
         """
-        engine, meta = engine_from_checkpoint(path, backend, resolve_device(device), precision,
-                                              cache_dir, options.pop('channels_last', None))
+        engine, meta = engine_from_checkpoint(path, backend, device, precision, cache_dir,
+                                              options.pop('channels_last', None))
         return cls(engine, meta, **options)
 
     # ------------------------------------------------------------------ inference
@@ -199,6 +213,9 @@ class Segmenter:
 
         With ``meta['resize']`` the tensors have that size instead of the image's.
         """
+        import_torch('Segmenter.preprocess (tensors)')
+        from smmcl_core.data.tensors import to_input_tensors
+
         self._check_inputs(rgb, aux)
         rgb_t, aux_t = to_input_tensors(rgb, aux, self.aux_modality, self.mean, self.std,
                                         **self.conventions, **self.aux_ranges)
@@ -206,14 +223,18 @@ class Segmenter:
             rgb_b, aux_b = resize_inputs(rgb_t[None], aux_t[None], self.resize)
             rgb_t, aux_t = rgb_b[0], aux_b[0]  # (3,h,w)
         non_blocking = self.device.type == 'cuda'
-        rgb_t = rgb_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
+        rgb_t = rgb_t.unsqueeze(0).to(str(self.device), non_blocking=non_blocking,
                                       memory_format=self.memory_format)
-        aux_t = aux_t.unsqueeze(0).to(self.device, non_blocking=non_blocking,
+        aux_t = aux_t.unsqueeze(0).to(str(self.device), non_blocking=non_blocking,
                                       memory_format=self.memory_format)
         return rgb_t, aux_t
 
     def predict_logits(self, rgb_t: torch.Tensor, aux_t: torch.Tensor) -> torch.Tensor:
         """``(B,K,H,W)`` float32 scores for preprocessed tensors (see ``predict_logits``)."""
+        import torch
+
+        from smmcl_core.inference import predict_logits
+
         with torch.inference_mode():  # the engine runs its precision (torch: autocast)
             logits = predict_logits(self.engine, rgb_t, aux_t, self.num_classes,
                                     crop=self.crop, stride=self.stride, scales=self.scales,
@@ -239,6 +260,10 @@ class Segmenter:
         """
         if isinstance(rgb, np.ndarray) and isinstance(aux, np.ndarray) and rgb.ndim == 3:
             aux = self.registration(aux, rgb.shape[:2])  # into the RGB frame (same: as is)
+        if self.engine.runs_numpy:
+            return self._predict_numpy(rgb, aux, return_confidence)
+        import torch
+
         rgb_t, aux_t = self.preprocess(rgb, aux)
         with torch.inference_mode():
             logits = restore_logits(self.predict_logits(rgb_t, aux_t),
@@ -248,6 +273,19 @@ class Segmenter:
                 return (labels.to(torch.uint8).cpu().numpy(),
                         confidence.to(torch.float32).cpu().numpy())
             return logits.argmax(0).to(torch.uint8).cpu().numpy()
+
+    def _predict_numpy(self, rgb: np.ndarray, aux: np.ndarray, return_confidence: bool
+                       ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """:meth:`predict` in numpy (no torch), for engines that run numpy arrays."""
+        self._check_inputs(rgb, aux)
+        rgb_a, aux_a = to_input_arrays(rgb, aux, self.aux_modality, self.mean, self.std,
+                                       **self.conventions, **self.aux_ranges)  # (3,H,W) each
+        rgb_b, aux_b = resize_input_arrays(rgb_a[None], aux_a[None], self.resize)  # (1,3,h,w)
+        logits = predict_logits_np(self.engine.run_numpy, rgb_b, aux_b, self.num_classes,
+                                   crop=self.crop, stride=self.stride, scales=self.scales,
+                                   flip=self.flip)
+        logits = restore_logit_arrays(logits, rgb.shape[:2])[0]  # (K,H,W) at the image size
+        return labels_from_logits(logits, return_confidence)
 
     def __repr__(self) -> str:
         return (f'Segmenter(preset={self.meta.get("preset")!r}, classes={self.num_classes}, '

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -46,11 +46,15 @@ def spin_until(executor, predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 class NodeProcess:
-    """``python -m smmcl_ros.node`` (or ``module``) with ROS parameters; stopped with SIGINT."""
+    """``python -m smmcl_ros.node`` (or ``module`` with ``module_args``) with ROS parameters.
+
+    Stopped with SIGINT. ``module='no_torch', module_args=['smmcl_ros.node']`` runs the node
+    in a process where torch is not importable (``test/no_torch.py``).
+    """
 
     def __init__(self, env: Dict[str, str], params: Dict[str, object], log: Path,
-                 module: str = 'smmcl_ros.node') -> None:
-        args = [sys.executable, '-m', module, '--ros-args']
+                 module: str = 'smmcl_ros.node', module_args: Sequence[str] = ()) -> None:
+        args = [sys.executable, '-m', module, *module_args, '--ros-args']
         for key, value in params.items():
             value = str(value).lower() if isinstance(value, bool) else value
             args += ['-p', f'{key}:={value}']

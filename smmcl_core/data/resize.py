@@ -17,7 +17,10 @@ camera's resolution:
   for labels), so random scales and crops act on the resized image;
 - evaluation (``smmcl-train``'s validation, ``smmcl-evaluate``) and ``Segmenter`` (node, bag
   tools): :func:`resize_inputs` on the normalised tensors, :func:`restore_logits` on the
-  output.
+  output; the numpy inference path uses :func:`resize_input_arrays` and
+  :func:`restore_logit_arrays`, the same resampling in numpy (``data.resample``).
+
+This module imports torch only inside the two tensor functions.
 
 Checkpoints without the key (all earlier ones) run at native size, as before.
 """
@@ -25,12 +28,15 @@ Checkpoints without the key (all earlier ones) run at native size, as before.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Optional, Sequence, Tuple, TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+from smmcl_core.data.resample import bilinear, bilinear_antialias
+
+if TYPE_CHECKING:
+    import torch
 
 Size = Tuple[int, int]
 # A checked resize: an int = the short side (aspect kept), a pair = exact (H, W).
@@ -106,6 +112,8 @@ def resize_inputs(rgb: torch.Tensor, aux: torch.Tensor, size: Optional[ResizeSpe
     size = target_size(size, int(rgb.shape[-2]), int(rgb.shape[-1]))
     if tuple(rgb.shape[-2:]) == size:
         return rgb, aux
+    import torch.nn.functional as F
+
     out = [F.interpolate(t.float(), size=size, mode='bilinear', align_corners=False,
                          antialias=True).to(t.dtype) for t in (rgb, aux)]
     return out[0], out[1]  # (B,C,h,w) each
@@ -115,8 +123,28 @@ def restore_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Bilinear ``(B,K,h,w)`` -> ``(B,K,H,W)`` at the image's own ``size``."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
+    import torch.nn.functional as F
+
     return F.interpolate(logits, size=(int(size[0]), int(size[1])), mode='bilinear',
                          align_corners=False)
+
+
+def resize_input_arrays(rgb: np.ndarray, aux: np.ndarray, size: Optional[ResizeSpec]
+                        ) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`resize_inputs` on ``(B,C,H,W)`` float32 numpy arrays (antialiased bilinear)."""
+    if size is None:
+        return rgb, aux
+    size = target_size(size, int(rgb.shape[-2]), int(rgb.shape[-1]))
+    if tuple(rgb.shape[-2:]) == size:
+        return rgb, aux
+    return bilinear_antialias(rgb, size), bilinear_antialias(aux, size)  # (B,C,h,w) each
+
+
+def restore_logit_arrays(logits: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """:func:`restore_logits` in numpy: bilinear ``(B,K,h,w)`` -> ``(B,K,H,W)``."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return bilinear(logits, size)
 
 
 def resize_sample(rgb_unit: np.ndarray, aux_unit: np.ndarray, label: np.ndarray,

@@ -14,6 +14,10 @@ when its manifest matches the key and the file's hash matches the manifest; anyt
 (a missing, half-written, truncated, edited or foreign file) is rebuilt, never trusted.
 Files are written to a temporary name and renamed into place, so concurrent processes
 (several nodes on one robot) never see a partial file.
+
+:func:`find_cached_graph` looks a graph up from the checkpoint's bytes alone (no torch: the
+checkpoint is not unpickled, the meta comes from the graph's metadata); only a miss loads the
+checkpoint and exports (torch, the ``export`` extra).
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
 
-from smmcl_core.checkpoint import load_checkpoint
-from smmcl_core.engines.graph import (example_inputs, GRAPH_VERSION, InferenceGraph,
-                                      MIN_OPSET, write_onnx)
-from smmcl_core.models.loading import model_from_state
+from smmcl_core.engines.onnx_meta import GRAPH_VERSION, MIN_OPSET
 from smmcl_core.utils.files import atomic_write, sha256_file
+from smmcl_core.utils.optional import import_torch
 
 LOG = logging.getLogger(__name__)
 CACHE_ENV = 'SMMCL_CACHE_DIR'
@@ -99,6 +101,22 @@ def cached_artifact(path: Path, key: Dict[str, Any], build: Callable[[Path], Non
     return path
 
 
+def find_cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
+                      cache_dir: Optional[Union[str, os.PathLike]] = None,
+                      opset: int = MIN_OPSET) -> Optional[Path]:
+    """The verified cached graph of ``checkpoint`` for ``engine``, or None (torch-free).
+
+    Found by the key alone (the file name's preset part is not needed), so the checkpoint is
+    hashed but never loaded.
+    """
+    key = graph_key(file_sha256(Path(checkpoint)), engine, opset)
+    folder = resolve_cache_dir(cache_dir) / 'graphs'
+    for path in sorted(folder.glob(f'*-{_key_id(key)}.onnx')):
+        if _valid(path, path.with_suffix('.json'), key) is None:
+            return path
+    return None
+
+
 def cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
                  cache_dir: Optional[Union[str, os.PathLike]] = None, opset: int = MIN_OPSET,
                  state: Optional[Dict[str, Any]] = None, rebuild: bool = False) -> Path:
@@ -115,16 +133,29 @@ def cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
 
     Returns:
         Path of the verified ONNX file.
+
+    Raises:
+        MissingExtraError: (an ``ImportError``) exporting needs torch and it is not installed
+            (the message names the ``export`` extra).
     """
     checkpoint = Path(checkpoint)
     digest = file_sha256(checkpoint)
     key = graph_key(digest, engine, opset)
     if state is None:
+        import_torch(f'exporting {checkpoint} for backend {engine!r} (no cached graph)',
+                     'export')
+        from smmcl_core.checkpoint import load_checkpoint
+
         state = load_checkpoint(checkpoint, map_location='cpu', require=('model', 'meta'))
     meta = state['meta']
     path = resolve_cache_dir(cache_dir) / 'graphs' / f'{meta["preset"]}-{_key_id(key)}.onnx'
 
     def build(tmp: Path) -> None:
+        import_torch(f'exporting {checkpoint} for backend {engine!r} (no cached graph)',
+                     'export')
+        from smmcl_core.engines.graph import example_inputs, InferenceGraph, write_onnx
+        from smmcl_core.models.loading import model_from_state
+
         model = model_from_state(state, checkpoint)
         LOG.info('exporting %s to %s (once; cached for later runs)', checkpoint, path)
         write_onnx(InferenceGraph(model), example_inputs(1, *TRACE_HW), tmp, meta, opset,

@@ -22,21 +22,17 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 import warnings
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from smmcl_core.checkpoint import META_KEYS
+# The metadata contract and its reader are torch-free (engines.onnx_meta); re-exported here.
+from smmcl_core.engines.onnx_meta import (GRAPH_PROP, GRAPH_VERSION, META_PROP,  # noqa: F401
+                                          MIN_OPSET, read_onnx_props)
 from smmcl_core.models.heads import MLPHead
-
-MIN_OPSET = 17
-META_PROP = 'smmcl_meta'
-GRAPH_PROP = 'smmcl_graph'
-#: Bumped whenever the exported graph changes, so cached graphs of older code are rebuilt.
-GRAPH_VERSION = 1
 
 
 class FoldedMLPHead(nn.Module):
@@ -142,37 +138,3 @@ def write_onnx(module: nn.Module, inputs: Tuple[torch.Tensor, torch.Tensor], out
         entry.key, entry.value = key, json.dumps(value)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
-
-
-def read_onnx_props(path: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """``(meta, graph_info)`` stored in an exported ONNX file (graph_info may be empty).
-
-    Only the model header is parsed (no weights are loaded).
-
-    Raises:
-        FileNotFoundError: No such file.
-        ValueError: Not an ONNX file, or it carries no smmcl meta (not written by
-            ``smmcl-export``), or the meta lacks keys; the message names the file.
-    """
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'ONNX file not found: {path}')
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises its own DecodeError
-        raise ValueError(f'{path} is not a readable ONNX file: {exc}') from exc
-    props = {p.key: p.value for p in proto.metadata_props}
-    if META_PROP not in props:
-        raise ValueError(f'{path} carries no {META_PROP!r} metadata: export the checkpoint '
-                         'with smmcl-export (it embeds classes, palette and normalisation)')
-    try:
-        meta = json.loads(props[META_PROP])
-        info = json.loads(props.get(GRAPH_PROP, '{}'))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f'{path}: unreadable smmcl metadata: {exc}') from exc
-    missing = [k for k in META_KEYS if k not in meta]
-    if missing:
-        raise ValueError(f'{path}: {META_PROP} lacks key(s): {", ".join(missing)}')
-    return meta, info

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
-from smmcl_core.engines.base import Engine
+from smmcl_core.engines.base import default_threads, Engine
 
 
 class OnnxRuntimeEngine(Engine):
@@ -20,21 +19,23 @@ class OnnxRuntimeEngine(Engine):
         precision: ``'fp32'`` only.
         device: CPU only.
         num_classes: K.
-        threads: Intra-op threads; ``None`` = ``torch.get_num_threads()``, so the engine uses
-            the cores torch would (``OMP_NUM_THREADS`` and ``torch.set_num_threads`` apply).
+        threads: Intra-op threads; ``None`` = ``engines.base.default_threads()``: the cores
+            torch would use when torch is loaded (``torch.set_num_threads`` applies), else
+            ``OMP_NUM_THREADS``, else ONNX Runtime's default.
         cache_dir: Unused (ONNX Runtime needs nothing beyond the cached graph).
     """
 
     name = 'onnxruntime'
+    runs_numpy = True
 
-    def __init__(self, onnx_path: os.PathLike, precision: str, device: torch.device,
+    def __init__(self, onnx_path: os.PathLike, precision: str, device: object,
                  num_classes: int, threads: Optional[int] = None,
                  cache_dir: Optional[os.PathLike] = None) -> None:
         import onnxruntime as ort
 
         super().__init__(precision, device, num_classes)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.intra_op_num_threads = int(threads or default_threads())
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # no per-node warnings on stderr

@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
-import torch
 
-from smmcl_core.engines.base import Engine
+from smmcl_core.engines.base import default_threads, Engine
 
 _HINTS = {'fp32': 'f32', 'bf16': 'bf16'}
 MAX_SHAPES = 2
@@ -67,15 +66,17 @@ class OpenVINOEngine(Engine):
         precision: ``'fp32'`` or ``'bf16'`` (checked by :func:`supported_precision`).
         device: CPU only.
         num_classes: K.
-        threads: Inference threads; ``None`` = ``torch.get_num_threads()``.
+        threads: Inference threads; ``None`` = ``engines.base.default_threads()`` (torch's
+            count when torch is loaded, else ``OMP_NUM_THREADS``, else OpenVINO's default).
         cache_dir: smmcl cache folder; OpenVINO keeps compiled models in its ``openvino/``
             subfolder (None = no OpenVINO model cache).
     """
 
     name = 'openvino'
     PRECISIONS = ('fp32', 'bf16')
+    runs_numpy = True
 
-    def __init__(self, onnx_path: os.PathLike, precision: str, device: torch.device,
+    def __init__(self, onnx_path: os.PathLike, precision: str, device: object,
                  num_classes: int, threads: Optional[int] = None,
                  cache_dir: Optional[os.PathLike] = None) -> None:
         super().__init__(precision, device, num_classes)
@@ -83,8 +84,10 @@ class OpenVINOEngine(Engine):
         self.core = shared_core()
         self.model = self.core.read_model(str(self.path))
         self.config = {'INFERENCE_PRECISION_HINT': _HINTS[precision],
-                       'INFERENCE_NUM_THREADS': int(threads or torch.get_num_threads()),
                        'PERFORMANCE_HINT': 'LATENCY'}
+        threads = int(threads or default_threads())
+        if threads > 0:
+            self.config['INFERENCE_NUM_THREADS'] = threads
         if cache_dir is not None:  # per compilation: the core is shared by every engine
             folder = Path(cache_dir) / 'openvino'
             folder.mkdir(parents=True, exist_ok=True)

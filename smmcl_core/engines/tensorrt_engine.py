@@ -43,7 +43,7 @@ class TensorRTEngine(Engine):
                  num_classes: int, cache_dir: Optional[os.PathLike] = None) -> None:
         import tensorrt as trt
 
-        super().__init__(precision, device, num_classes)
+        super().__init__(precision, torch.device(str(device)), num_classes)
         self.trt = trt
         self.path = Path(onnx_path)
         self.cache_dir = cache_dir

@@ -2,7 +2,9 @@
 
 Same interface as the ONNX engines (``Engine``: ``(rgb, aux) -> logits`` on tensors), so
 ``Segmenter`` never asks which backend it holds. ``network`` is the wrapped ``nn.Module``
-(feature extraction, export and training-style evaluation use it directly).
+(feature extraction, export and training-style evaluation use it directly). It is an
+``nn.Module`` first (``.eval()``, ``.to()``, ``repr`` are the module's) and an ``Engine``
+second; it runs tensors only (``runs_numpy`` is False).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from smmcl_core.engines.base import Engine
 TORCH_DTYPES = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-class TorchEngine(Engine):
+class TorchEngine(nn.Module, Engine):
     """Run an SMMCL network with torch on its device.
 
     Args:
@@ -42,22 +44,28 @@ class TorchEngine(Engine):
         if precision not in TORCH_DTYPES:
             raise ValueError(f'unknown precision {precision!r}; valid: '
                              f'{", ".join(TORCH_DTYPES)}')
-        device = torch.device(device)
+        device = torch.device(str(device))  # a torch.device, or a torch-free Device
         if precision != 'fp32' and device.type != 'cuda':
             warnings.warn(f'precision {precision!r} needs CUDA; running fp32 on {device}',
                           RuntimeWarning, stacklevel=3)
             precision = 'fp32'
-        super().__init__(precision, device, num_classes)
+        nn.Module.__init__(self)
+        Engine.__init__(self, precision, device, num_classes)
         network_classes = getattr(network, 'num_classes', self.num_classes)
         if network_classes != self.num_classes:
             raise ValueError(f'model has {network_classes} classes, meta says '
                              f'{self.num_classes}')
         if channels_last is None:
             channels_last = device.type == 'cuda'
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = network.to(device).eval()
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """channels-last (CUDA by default) or contiguous."""
+        return self._memory_format
 
     @property
     def network(self) -> nn.Module:

@@ -23,9 +23,13 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 
+from smmcl_core.utils.optional import MissingExtraError
+
 # What a node constructor raises for a bad configuration: parameters (bad value or type),
-# missing or corrupt checkpoint, unknown preset, mismatched weights.
-CONFIG_ERRORS = (ValueError, OSError, KeyError, RuntimeError, ParameterException)
+# missing or corrupt checkpoint, unknown preset, mismatched weights, a missing optional
+# package (e.g. torch to export a .pth on a runtime-only install; the message names the extra).
+CONFIG_ERRORS = (ValueError, OSError, KeyError, RuntimeError, ParameterException,
+                 MissingExtraError)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

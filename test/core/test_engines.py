@@ -108,12 +108,17 @@ def test_engine_masks_match_torch_on_real_frames(backend, cache, frames, torch_s
                                     cache_dir=cache)
     assert (seg.backend, seg.precision, seg.device.type) == (backend, 'fp32', 'cpu')
     assert seg.class_names == torch_segmenter.class_names
+    assert seg.engine.runs_numpy  # predict runs in numpy (inference_np), torch not involved
     for rgb, thermal in frames:
         labels, conf = seg.predict(rgb, thermal, return_confidence=True)
         ref_labels, ref_conf = torch_segmenter.predict(rgb, thermal, return_confidence=True)
         assert labels.shape == (480, 640) and labels.dtype == np.uint8
         assert _agreement(labels, ref_labels) >= AGREEMENT
         assert np.abs(conf - ref_conf).max() < 1e-2
+        # The engine on tensors (predict_logits, as smmcl-evaluate runs it) agrees too.
+        with torch.inference_mode():
+            tensor_labels = seg.predict_logits(*seg.preprocess(rgb, thermal))[0].argmax(0)
+        assert _agreement(tensor_labels.numpy(), labels) >= 0.9999
     # A new image size (not a multiple of 32) needs no new export.
     rgb, thermal = frames[0][0][:301, :417], frames[0][1][:301, :417]
     assert _agreement(seg.predict(rgb, thermal), torch_segmenter.predict(rgb, thermal)) \

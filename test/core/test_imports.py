@@ -22,8 +22,23 @@ TORCH_FREE = (
     'smmcl_core.data.preprocess',
     'smmcl_core.data.splits',
     'smmcl_core.data.thermal',
+    'smmcl_core.data.resample',
+    'smmcl_core.data.resize',
     'smmcl_core.utils.files',
     'smmcl_core.utils.stats',
+    'smmcl_core.utils.devices',
+    'smmcl_core.utils.optional',
+    # The lean inference path (issue 20): an exported graph on OpenVINO / ONNX Runtime.
+    'smmcl_core.meta',
+    'smmcl_core.segmenter',
+    'smmcl_core.inference_np',
+    'smmcl_core.engines',
+    'smmcl_core.engines.base',
+    'smmcl_core.engines.cache',
+    'smmcl_core.engines.load',
+    'smmcl_core.engines.onnx_meta',
+    'smmcl_core.engines.openvino_engine',
+    'smmcl_core.engines.onnxruntime_engine',
 )
 
 
