@@ -231,3 +231,19 @@ def test_runtime_install_has_no_torch():
         assert {'torch', 'timm'} <= names(extras[needs_torch]), needs_torch
     make_install = (REPO / 'Makefile').read_text()
     assert '.[torch,train,export,openvino,onnxruntime,test]' in make_install
+
+
+def test_package_xml_torch_dependency_can_be_left_out():
+    """The ROS dependencies hold torch unless ``SMMCL_NO_TORCH=1`` (REP 149 condition)."""
+    from catkin_pkg.package import parse_package  # installed with colcon (TEST_SPEC)
+
+    package = parse_package(str(REPO / 'package.xml'))
+    for environ, want_torch in (({}, True), ({'SMMCL_NO_TORCH': '1'}, False),
+                                ({'SMMCL_NO_TORCH': '0'}, True)):
+        kept = set()
+        for dep in package.exec_depends:
+            dep.evaluate_condition(environ)
+            if dep.evaluated_condition:
+                kept.add(dep.name)
+        assert ('python3-pytorch-pip' in kept) == want_torch, environ
+        assert {'rclpy', 'python3-numpy', 'python3-opencv'} <= kept
