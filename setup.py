@@ -52,9 +52,10 @@ setup(
         'train': TORCH + ['tensorboard>=2.12', 'matplotlib>=3.6', 'scikit-learn>=1.2'],
         # smmcl-export, and the engines' first use of a .pth (exported once, then cached).
         'export': TORCH + ONNX + ['onnxruntime>=1.16'],
-        # Inference engines (smmcl_core.engines) on an exported graph: no torch.
-        'openvino': ONNX + ['openvino>=2024.0'],
-        'onnxruntime': ONNX + ['onnxruntime>=1.16'],
+        # Inference engines (smmcl_core.engines) on an exported graph: no torch, and no onnx
+        # package (engines.onnx_props reads the graph's metadata itself).
+        'openvino': ['openvino>=2024.0'],
+        'onnxruntime': ['onnxruntime>=1.16'],
         'tensorrt': TORCH + ONNX + ['tensorrt>=10.0'],  # binds CUDA torch tensors
         'ros': [
             'ros-jazzy-rclpy[fastrtps]',

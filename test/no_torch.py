@@ -1,8 +1,10 @@
 """A Python process in which torch is not installed, as on a runtime-only robot install.
 
 Not a test module. :func:`install` puts a finder first on ``sys.meta_path`` that answers every
-``torch`` / ``torchvision`` / ``timm`` import (and ``importlib.util.find_spec``) with
-``ModuleNotFoundError``, as Python does for a package that is not installed. Run a module
+``torch`` / ``torchvision`` / ``timm`` / ``onnx`` import (and ``importlib.util.find_spec``)
+with ``ModuleNotFoundError``, as Python does for a package that is not installed (the
+``[openvino]`` / ``[onnxruntime]`` extras install none of them; ``onnxruntime`` is another
+package and stays importable). Run a module
 under it with ``python -m no_torch MODULE [ARGS...]`` (e.g. the ROS node), or prepend
 :data:`PRELUDE` to ``python -c`` code.
 """
@@ -11,7 +13,7 @@ import importlib.abc
 import runpy
 import sys
 
-BLOCKED = ('torch', 'torchvision', 'timm')
+BLOCKED = ('torch', 'torchvision', 'timm', 'onnx')
 
 
 class NoTorchFinder(importlib.abc.MetaPathFinder):

@@ -294,3 +294,31 @@ def test_openvino_keeps_few_compiled_shapes_and_all_a_prediction_needs(cache, fr
     assert len(requests) == len(scales)
     multi.predict(rgb, thermal)  # the second frame compiles nothing: all three shapes kept
     assert all(multi.engine._compiled[shape] is request for shape, request in requests.items())
+
+
+def test_metadata_props_read_from_the_wire_format_equal_onnx_load(cache, tmp_path):
+    """``read_onnx_props`` needs no onnx package and reads nothing of the graph."""
+    import onnx
+
+    from smmcl_core.engines.onnx_props import read_metadata_props
+
+    graph = cached_graph(DEMO_CHECKPOINT, CPU_ENGINES[0] if CPU_ENGINES else 'onnxruntime',
+                         cache)
+    want = {p.key: p.value for p in onnx.load(str(graph)).metadata_props}
+    assert set(want) >= {'smmcl_meta', 'smmcl_graph'}
+    assert read_metadata_props(graph) == want
+    # A model written by onnx itself with extra entries, non-ASCII text and no graph.
+    model = onnx.helper.make_model(onnx.helper.make_graph([], 'empty', [], []))
+    onnx.helper.set_model_props(model, {'a': 'x' * 300, 'b': 'thermique à 640 px', 'c': ''})
+    small = tmp_path / 'small.onnx'
+    onnx.save(model, str(small))
+    assert read_metadata_props(small) == {'a': 'x' * 300, 'b': 'thermique à 640 px', 'c': ''}
+    # Damaged files: named, never a silent empty result.
+    cut = tmp_path / 'cut.onnx'
+    cut.write_bytes(graph.read_bytes()[:1000])
+    with pytest.raises(ValueError, match='cut.onnx is not a readable ONNX file'):
+        read_onnx_props(cut)
+    text = tmp_path / 'text.onnx'
+    text.write_text('not a model\n' * 10)
+    with pytest.raises(ValueError, match='text.onnx'):
+        read_onnx_props(text)

@@ -226,7 +226,8 @@ def test_runtime_install_has_no_torch():
     assert not names(dist.install_requires) & set(heavy)
     for runtime in ('openvino', 'onnxruntime'):
         assert not names(extras[runtime]) & set(heavy), runtime
-        assert 'onnx' in names(extras[runtime])  # read_onnx_props
+        assert 'onnx' not in names(extras[runtime])  # engines.onnx_props reads the meta
+    assert 'onnx' in names(extras['export'])
     for needs_torch in ('torch', 'export', 'train', 'tensorrt'):
         assert {'torch', 'timm'} <= names(extras[needs_torch]), needs_torch
     make_install = (REPO / 'Makefile').read_text()
