@@ -26,6 +26,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def msrs_night_pairs(first: int, count: int) -> list:
+    """Real 640x480 MSRS night pairs ``[first, first + count)`` in name order (skip if absent).
+
+    Returns:
+        ``[(rgb uint8 (H,W,3), thermal uint8 (H,W)), ...]``.
+    """
+    from smmcl_core.data.io import read_aux, read_rgb
+
+    folder = SHARED_DATA / 'msrs_night'
+    if not folder.is_dir():
+        pytest.skip(f'real sample data not found at {folder}')
+    names = sorted(os.listdir(folder / 'visible'))[first:first + count]
+    return [(read_rgb(folder / 'visible' / n), read_aux(folder / 'thermal' / n, 'thermal'))
+            for n in names]
+
+
 @pytest.fixture
 def ros_env(monkeypatch) -> dict:
     """Environment for rclpy processes: loopback-only discovery and a per-test domain id.

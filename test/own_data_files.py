@@ -11,11 +11,13 @@ the binary classes ``_background_`` and ``crack``.
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from conftest import SHARED_DATA
 import cv2
 import numpy as np
+import pytest
 import yaml
 
-MSRS = Path('/work/shared/data/msrs_night')
+MSRS = SHARED_DATA / 'msrs_night'
 SIZE = 400
 CRACK = (128, 0, 0)
 
@@ -35,7 +37,9 @@ def camera_lut() -> np.ndarray:
 
 
 def msrs_names(count: int) -> List[str]:
-    """The first ``count`` MSRS pair names (sorted)."""
+    """The first ``count`` MSRS pair names (sorted); skips the test without ../shared."""
+    if not MSRS.is_dir():
+        pytest.skip(f'real sample data not found at {MSRS}')
     names = sorted(p.stem for p in (MSRS / 'thermal').glob('*.png'))
     assert len(names) >= count, names
     return names[:count]

@@ -7,7 +7,6 @@ the user's ``~/.cache/smmcl``.
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +37,9 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope='module')
 def frames():
     """Two real 640x480 MSRS night pairs: RGB uint8 (H,W,3), thermal uint8 (H,W)."""
-    from conftest import SHARED_DATA
-    from smmcl_core.data.io import read_aux, read_rgb
+    from conftest import msrs_night_pairs
 
-    folder = SHARED_DATA / 'msrs_night'
-    if not folder.is_dir():
-        pytest.skip(f'real sample data not found at {folder}')
-    names = sorted(os.listdir(folder / 'visible'))[:2]
-    return [(read_rgb(folder / 'visible' / n), read_aux(folder / 'thermal' / n, 'thermal'))
-            for n in names]
+    return msrs_night_pairs(0, 2)
 
 
 @pytest.fixture(scope='module')

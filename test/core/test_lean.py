@@ -42,15 +42,9 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope='module')
 def frames():
     """Two real 640x480 MSRS night pairs: RGB uint8 (H,W,3), thermal uint8 (H,W)."""
-    from conftest import SHARED_DATA
-    from smmcl_core.data.io import read_aux, read_rgb
+    from conftest import msrs_night_pairs
 
-    folder = SHARED_DATA / 'msrs_night'
-    if not folder.is_dir():
-        pytest.skip(f'real sample data not found at {folder}')
-    names = sorted(os.listdir(folder / 'visible'))[2:4]
-    return [(read_rgb(folder / 'visible' / n), read_aux(folder / 'thermal' / n, 'thermal'))
-            for n in names]
+    return msrs_night_pairs(2, 2)
 
 
 @pytest.fixture(scope='module')

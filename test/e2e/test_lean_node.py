@@ -6,7 +6,6 @@ exported to ONNX and ``backend`` openvino / onnxruntime, on real MSRS night pair
 must agree with ``backend: torch`` in this process as the engine tests require.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +32,9 @@ def onnx_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='module')
 def pairs():
-    from conftest import SHARED_DATA
-    from smmcl_core.data.io import read_aux, read_rgb
+    from conftest import msrs_night_pairs
 
-    folder = SHARED_DATA / 'msrs_night'
-    if not folder.is_dir():
-        pytest.skip(f'real sample data not found at {folder}')
-    names = sorted(os.listdir(folder / 'visible'))[4:6]
-    return [(read_rgb(folder / 'visible' / n), read_aux(folder / 'thermal' / n, 'thermal'))
-            for n in names]
+    return msrs_night_pairs(4, 2)
 
 
 @pytest.mark.skipif(not CPU_ENGINES, reason='no CPU engine installed')
