@@ -22,6 +22,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
+from smmcl_core.utils.memory import release_free_memory
 from smmcl_ros import topics
 from smmcl_ros.messages import image_codec
 from smmcl_ros.messages.camera_info import restamped
@@ -112,13 +113,14 @@ class SegmentationCore(CameraModelInputs):
         """Free the model (after :meth:`deactivate`)."""
         device = None if self.segmenter is None else str(self.segmenter.device)
         self.segmenter = None
-        import gc
-
-        gc.collect()
         if device is not None and device.startswith('cuda'):
+            import gc
+
             import torch
 
+            gc.collect()  # the network's CUDA tensors go before the cache is emptied
             torch.cuda.empty_cache()
+        release_free_memory()  # freed heap back to the system (smmcl_core.utils.memory)
 
     def activate(self) -> None:
         """Create publishers, the pipeline, subscriptions and timers; start inference."""

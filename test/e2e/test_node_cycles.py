@@ -15,7 +15,7 @@ from ros_harness import image_msg, LifecycleManager, NodeProcess, RosClient, rss
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-CYCLES = 3
+CYCLES = 4
 FRAMES = 2  # pairs answered per active phase
 BACKENDS = ('auto', 'openvino', 'onnxruntime', 'torch')
 
@@ -85,5 +85,7 @@ def test_lifecycle_cycles_serve_frames_and_release_the_engine(
     assert log.count('model released') == CYCLES
     # The first cycle loads the runtimes and warms the allocators; later cycles add nothing
     # that stays: a leak of one engine (graph, compiled model, session) per cycle is far
-    # above this bound.
-    assert rss[-1] - rss[1] < 40, f'RSS grew from cycle 2 to {CYCLES}: {rss} MiB'
+    # above this bound. Cleanup returns freed heap to the system (malloc_trim), yet the
+    # allocator still shows a passing spike now and then (torch: +57 MiB in 1 of 12 cycles),
+    # so the claim is on the lowest RSS after cycle 2: a leak raises every later cycle.
+    assert min(rss[2:]) - rss[1] < 40, f'RSS grew after cycle 2: {rss} MiB'
