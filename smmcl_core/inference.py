@@ -27,7 +27,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from smmcl_core.inference_np import check_plan
+from smmcl_core.inference_np import check_plan, tta_passes
 
 
 def _forward_padded(model: nn.Module, rgb: torch.Tensor, aux: torch.Tensor, num_classes: int,
@@ -113,7 +113,7 @@ def predict_logits(model: nn.Module, rgb: torch.Tensor, aux: torch.Tensor, num_c
             return _forward_padded(model, x, y, num_classes, size_divisor)
         return _sliding(model, x, y, num_classes, crop_hw, stride_hw, size_divisor)
 
-    passes = [(s, f) for s in scales for f in ((False, True) if flip else (False,))]
+    passes = tta_passes(scales, flip)
     if len(passes) == 1 and scales[0] == 1.0:
         return run(rgb, aux)
     prob_sum = None

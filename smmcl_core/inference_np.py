@@ -10,7 +10,8 @@ Public API:
   :func:`smmcl_core.inference.predict_logits`, whose module docstring defines the output.
 - ``labels_from_logits(logits (K,H,W), return_confidence) -> labels uint8 (H,W)`` or
   ``(labels, confidence float32 (H,W))`` (max softmax probability).
-- ``check_plan(...)``: the argument checks both implementations share.
+- ``check_plan(...)`` and ``tta_passes(scales, flip)``: the argument checks and the list of
+  forward passes both implementations share.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def pair(value: Optional[Union[Sequence[int], int]]) -> Pair:
     if len(value) != 2 or min(value) < 1:
         raise ValueError(f'expected a positive (h, w) pair, got {value}')
     return value
+
+
+def tta_passes(scales: Sequence[float], flip: bool) -> List[Tuple[float, bool]]:
+    """The ``(scale, flipped)`` forward passes of one prediction, in the order they run."""
+    return [(s, f) for s in scales for f in ((False, True) if flip else (False,))]
 
 
 def check_plan(rgb_shape: Sequence[int], aux_shape: Sequence[int], crop, stride,
@@ -141,8 +147,7 @@ def predict_logits_np(run: Run, rgb: np.ndarray, aux: np.ndarray, num_classes: i
             return _forward_padded(run, x, y, num_classes, size_divisor)
         return _sliding(run, x, y, num_classes, crop_hw, stride_hw, size_divisor)
 
-    passes: List[Tuple[float, bool]] = [(s, f) for s in scales
-                                        for f in ((False, True) if flip else (False,))]
+    passes = tta_passes(scales, flip)
     if len(passes) == 1 and scales[0] == 1.0:
         return one(rgb, aux).astype(np.float32, copy=False)
     prob_sum = None

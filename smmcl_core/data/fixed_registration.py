@@ -20,8 +20,8 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-from smmcl_core.data.registration import (AUTO, check_homography, check_mode, DEPTH,
-                                          HOMOGRAPHY, NONE, pose_matrix, register)
+from smmcl_core.data.registration import (AUTO, check_homography, check_mode,
+                                          check_parameters, DEPTH, NONE, pose_matrix, register)
 
 
 def registration_modality(modality: str) -> str:
@@ -54,14 +54,12 @@ class FixedRegistration:
             self.mode = check_mode(str(mode))
             self.homography = check_homography(_listed(homography), 'aux_homography')
             self.aux_to_rgb = _pose(aux_to_rgb)
+            check_parameters(self.mode, self.homography)
         except ValueError as err:
             raise ValueError(f'{where}{err}') from err
         self.modality = registration_modality(modality)
         self.aux_K = _matrix3(aux_K, 'aux_K', where)
         self.rgb_K = _matrix3(rgb_K, 'rgb_K', where)
-        if self.mode == HOMOGRAPHY and self.homography is None:
-            raise ValueError(f"{where}aux_registration is 'homography' but aux_homography is "
-                             'empty; estimate it with smmcl-calibrate-aux')
         if self.mode == DEPTH:
             if modality != 'depth':
                 raise ValueError(f"{where}aux_registration 'depth' needs raw depth images; the "

@@ -103,6 +103,20 @@ def check_homography(value: Any, key: str = 'aux_homography') -> Optional[np.nda
     return matrix / matrix[2, 2] if abs(matrix[2, 2]) > 1e-12 else matrix
 
 
+NO_HOMOGRAPHY = ("aux_registration is 'homography' but aux_homography is empty; estimate it "
+                 'with smmcl-calibrate-aux')
+
+
+def check_parameters(mode: str, homography: Optional[np.ndarray]) -> None:
+    """Refuse, when the parameters are read, a mode that lacks its fixed parameter.
+
+    Raises:
+        ValueError: ``homography`` mode without ``aux_homography`` (:data:`NO_HOMOGRAPHY`).
+    """
+    if mode == HOMOGRAPHY and homography is None:
+        raise ValueError(NO_HOMOGRAPHY)
+
+
 def pose_matrix(value: Any, key: str = 'aux_to_rgb') -> Optional[np.ndarray]:
     """``None``/empty -> None; ``[x, y, z, qx, qy, qz, qw]`` (metres) -> float64 ``(4,4)``.
 
@@ -308,9 +322,7 @@ def register(aux: np.ndarray, rgb_shape: Shape, modality: str, mode: str,
         return resize_aux(aux, (height, width), modality)
     if mode == HOMOGRAPHY:
         if homography is None:
-            raise RegistrationError('no_homography', 'aux_registration is homography but '
-                                    'aux_homography is empty; estimate it with '
-                                    'smmcl-calibrate-aux')
+            raise RegistrationError('no_homography', NO_HOMOGRAPHY)
         return warp_homography(aux, homography, (height, width), modality, fill)
     if modality != 'depth':
         raise RegistrationError('bad_depth', f'aux_registration depth needs a depth camera, '

@@ -26,8 +26,9 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from smmcl_core.data.fixed_registration import registration_modality
-from smmcl_core.data.registration import (check_homography, check_mode, DEPTH, HOMOGRAPHY,
-                                          pose_matrix, register, RegistrationError)
+from smmcl_core.data.registration import (check_homography, check_mode, check_parameters,
+                                          DEPTH, HOMOGRAPHY, pose_matrix, register,
+                                          RegistrationError)
 from smmcl_ros.pipeline.tf_static import StaticTransforms, TransformLookupError
 
 AuxRefused = RegistrationError  # the refusal type the pipeline catches (``.reason``)
@@ -59,9 +60,7 @@ class AuxRegistration:
         self.modality = registration_modality(modality)
         self.homography = check_homography(list(homography), 'aux_homography')
         self.aux_to_rgb = pose_matrix(list(aux_to_rgb), 'aux_to_rgb')
-        if self.mode == HOMOGRAPHY and self.homography is None:
-            raise ValueError("aux_registration is 'homography' but aux_homography is empty; "
-                             'estimate it with smmcl-calibrate-aux')
+        check_parameters(self.mode, self.homography)
         if self.mode == DEPTH and modality == 'thermal':
             raise ValueError("aux_registration 'depth' needs a depth checkpoint; this one takes "
                              'thermal (use homography)')
