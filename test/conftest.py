@@ -18,6 +18,20 @@ _DOMAIN_IDS = itertools.count(start=120 + (os.getpid() % 50) * 2)
 _LOCK_DIR = Path(tempfile.gettempdir()) / 'smmcl_ros_domains'
 
 
+@pytest.fixture(scope='session', autouse=True)
+def _engine_cache(tmp_path_factory):
+    """The suite's engine cache: a session folder, never the user's ``~/.cache/smmcl``.
+
+    Set in the environment, so node and CLI processes started by tests use it too; bounded
+    (``SMMCL_CACHE_MAX_MB``) so that the exports and compiled blobs of the many test
+    checkpoints (45 MB each) do not fill a small CI disk.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('SMMCL_CACHE_DIR', str(tmp_path_factory.mktemp('engine_cache')))
+        patch.setenv('SMMCL_CACHE_MAX_MB', '500')
+        yield
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real sample frames in ../shared/data (present for developers and CI)."""

@@ -13,7 +13,9 @@ the graph version of this code and the engine that asked for it. A cached file i
 when its manifest matches the key and the file's hash matches the manifest; anything else
 (a missing, half-written, truncated, edited or foreign file) is rebuilt, never trusted.
 Files are written to a temporary name and renamed into place, so concurrent processes
-(several nodes on one robot) never see a partial file.
+(several nodes on one robot) never see a partial file. The folder is bounded: after each
+write the least recently used artefacts are deleted to stay under ``$SMMCL_CACHE_MAX_MB``
+(:mod:`smmcl_core.engines.cache_size`).
 
 :func:`find_cached_graph` looks a graph up from the checkpoint's bytes alone (no torch: the
 checkpoint is not unpickled, the meta comes from the graph's metadata); only a miss loads the
@@ -27,8 +29,10 @@ import json
 import logging
 import os
 from pathlib import Path
+import time
 from typing import Any, Callable, Dict, Optional, Union
 
+from smmcl_core.engines.cache_size import touch, trim_cache
 from smmcl_core.engines.onnx_meta import GRAPH_VERSION, MIN_OPSET
 from smmcl_core.utils.files import atomic_write, sha256_file
 from smmcl_core.utils.optional import import_torch
@@ -88,16 +92,21 @@ def cached_artifact(path: Path, key: Dict[str, Any], build: Callable[[Path], Non
     """``path``, built by ``build(tmp_path)`` unless a file verified against ``key`` exists.
 
     The manifest ``path.with_suffix('.json')`` records the key and the file's SHA-256.
+    ``path`` lies in a subfolder of the cache folder (``graphs/``, ``<engine>/``), which is
+    trimmed to its size bound after a build.
     """
     manifest_path = path.with_suffix('.json')
     reason = 'rebuild requested' if rebuild else _valid(path, manifest_path, key)
     if reason is None:
+        touch(path)
         return path
     if reason != 'not cached':
         LOG.warning('engine cache %s: %s; building it again', path, reason)
+    began = time.time()
     atomic_write(path, build)
     manifest = {'key': key, 'sha256': file_sha256(path)}
     atomic_write(manifest_path, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    trim_cache(path.parent.parent, used_since=began)
     return path
 
 
@@ -113,6 +122,7 @@ def find_cached_graph(checkpoint: Union[str, os.PathLike], engine: str,
     folder = resolve_cache_dir(cache_dir) / 'graphs'
     for path in sorted(folder.glob(f'*-{_key_id(key)}.onnx')):
         if _valid(path, path.with_suffix('.json'), key) is None:
+            touch(path)
             return path
     return None
 

@@ -4,7 +4,8 @@ The ONNX graph has dynamic height and width. OpenVINO's CPU plugin is fastest on
 shapes, so the model is read once and compiled per input shape (about a second; the padded
 size of a camera stream never changes, so this happens once per stream), keeping the last
 ``max_shapes`` compiled shapes. OpenVINO's own model cache (``CACHE_DIR`` under the smmcl
-cache) makes later compilations of the same shape faster.
+cache) makes later compilations of the same shape faster; it holds one blob per graph and
+shape, so the smmcl cache is trimmed to its size bound after each compilation.
 
 Each compiled shape holds its own activation memory (about 150-200 MB for a 480x640 input of
 the robot-sized presets), so few are kept: ``MAX_SHAPES`` = 2 (the stream's shape and the one
@@ -35,11 +36,13 @@ from collections import OrderedDict
 import functools
 import os
 from pathlib import Path
+import time
 from typing import Optional, Tuple
 
 import numpy as np
 
 from smmcl_core.engines.base import default_threads, Engine
+from smmcl_core.engines.cache_size import trim_cache
 
 _HINTS = {'fp32': 'f32', 'bf16': 'bf16'}
 MAX_SHAPES = 2
@@ -88,6 +91,7 @@ class OpenVINOEngine(Engine):
         threads = int(threads or default_threads())
         if threads > 0:
             self.config['INFERENCE_NUM_THREADS'] = threads
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         if cache_dir is not None:  # per compilation: the core is shared by every engine
             folder = Path(cache_dir) / 'openvino'
             folder.mkdir(parents=True, exist_ok=True)
@@ -103,7 +107,10 @@ class OpenVINOEngine(Engine):
             return self._compiled[shape]
         model = self.model.clone()
         model.reshape({'rgb': list(shape), 'aux': list(shape)})
+        began = time.time()
         request = self.core.compile_model(model, 'CPU', self.config).create_infer_request()
+        if self.cache_dir is not None:  # OpenVINO may have written a compiled blob
+            trim_cache(self.cache_dir, used_since=began)
         self._compiled[shape] = request
         while len(self._compiled) > self.max_shapes:
             self._compiled.popitem(last=False)  # frees that compiled model and its memory
