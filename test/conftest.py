@@ -4,6 +4,7 @@ import fcntl
 import itertools
 import os
 from pathlib import Path
+import shutil
 import tempfile
 
 import pytest
@@ -30,6 +31,22 @@ def _engine_cache(tmp_path_factory):
         patch.setenv('SMMCL_CACHE_DIR', str(tmp_path_factory.mktemp('engine_cache')))
         patch.setenv('SMMCL_CACHE_MAX_MB', '500')
         yield
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _module_tmp_dirs(request, tmp_path_factory):
+    """Folders a module's fixtures made with ``tmp_path_factory`` go when the module ends.
+
+    Only when all of the module's tests passed: a failure keeps everything for a look (as
+    ``tmp_path_retention_policy = failed`` does for a test's own ``tmp_path``).
+    """
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.iterdir())
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed == failed:
+        for path in set(base.iterdir()) - before:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -137,9 +137,9 @@ def test_export_cache_reuses_and_rebuilds_what_it_cannot_trust(cache, tmp_path):
     state = load_checkpoint(DEMO_CHECKPOINT)
     name = CPU_ENGINES[0]
     first = cached_graph(DEMO_CHECKPOINT, name, cache, state=state)
-    stamp = first.stat().st_mtime_ns
+    inode = first.stat().st_ino  # a rebuilt file is a new one renamed into place
     assert cached_graph(DEMO_CHECKPOINT, name, cache, state=state) == first
-    assert first.stat().st_mtime_ns == stamp  # valid: not exported again
+    assert first.stat().st_ino == inode  # valid: not exported again (a hit only touches it)
 
     # A corrupted graph (same size, flipped bytes) is detected by its hash and rebuilt.
     data = bytearray(first.read_bytes())
@@ -154,9 +154,9 @@ def test_export_cache_reuses_and_rebuilds_what_it_cannot_trust(cache, tmp_path):
 
     # A truncated manifest too.
     again.with_suffix('.json').write_text('{"key": ')
-    stamp = again.stat().st_mtime_ns
+    inode = again.stat().st_ino
     assert cached_graph(DEMO_CHECKPOINT, name, cache, state=state) == again
-    assert again.stat().st_mtime_ns != stamp
+    assert again.stat().st_ino != inode
 
     # Other checkpoint content -> another key (here: the same weights, one meta key added,
     # which must also travel into the graph's metadata).
