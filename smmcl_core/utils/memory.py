@@ -26,9 +26,18 @@ def _malloc_trim() -> Optional[ctypes._CFuncPtr]:
         return None
 
 
-def release_free_memory() -> bool:
-    """Collect garbage and return free heap pages to the system; whether glibc did it."""
+def release_free_memory(cuda: bool = False) -> bool:
+    """Collect garbage and return free heap pages to the system; whether glibc did it.
+
+    Args:
+        cuda: Also empty torch's CUDA cache (after a CUDA model was released; the garbage
+            collection first frees its tensors).
+    """
     gc.collect()
+    if cuda:
+        import torch
+
+        torch.cuda.empty_cache()
     trim = _malloc_trim()
     if trim is None:
         return False

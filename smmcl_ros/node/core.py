@@ -20,27 +20,25 @@ from typing import Any, Dict, List, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import String
 
 from smmcl_core.utils.memory import release_free_memory
 from smmcl_ros import topics
 from smmcl_ros.messages import image_codec
 from smmcl_ros.messages.camera_info import restamped
-from smmcl_ros.messages.label_info import build_label_info, label_info_types
-from smmcl_ros.messages.labels import labels_json
 from smmcl_ros.node.camera_models import CameraModelInputs, tf_message_type
 from smmcl_ros.node.diagnostics import diagnostic_array
-from smmcl_ros.node.model import load_segmenter, resolve_class_names, resolve_modality
-from smmcl_ros.node.params import declare, NodeParams, ParameterError, read
+from smmcl_ros.node.model import (load_segmenter, resolve_class_names, resolve_modality,
+                                  resolve_points, resolve_registration)
+from smmcl_ros.node.params import declare, NodeParams, read
 from smmcl_ros.node.problems import ProblemLog
-from smmcl_ros.node.published import CLOUD_MODALITIES, PUBLISHED
+from smmcl_ros.node.published import CLOUD_MODALITIES, latched_messages, PUBLISHED
 from smmcl_ros.node.qos import AdaptiveSubscription, output_profile, reliable
 from smmcl_ros.pipeline.assemble import AUX, AuxWatch, FrameAssembler, RGB
 from smmcl_ros.pipeline.aux import AuxPreparer, make_hha_encoder
 from smmcl_ros.pipeline.cloud import CloudSource, NoCloud
 from smmcl_ros.pipeline.frame import Frame, Stamped
 from smmcl_ros.pipeline.intrinsics import IntrinsicsCache
-from smmcl_ros.pipeline.points import CloudBuilder, points_config, PointsConfig
+from smmcl_ros.pipeline.points import CloudBuilder
 from smmcl_ros.pipeline.process import FrameProcessor
 from smmcl_ros.pipeline.relay import StampedStore
 from smmcl_ros.pipeline.slot import LatestFrameWorker
@@ -91,36 +89,20 @@ class SegmentationCore(CameraModelInputs):
         segmenter = load_segmenter(self.params)
         self.modality = resolve_modality(self.params, segmenter)
         self.class_names = resolve_class_names(self.params, segmenter)
-        # Imported here: smmcl_core.data's package init loads torch until it is lazy (core).
-        from smmcl_ros.pipeline.registration import make_registration
-
-        self.registration = make_registration(self.params, self.modality)
+        self.registration = resolve_registration(self.params, self.modality)
         if self.registration.needs_tf_static:
             tf_message_type()  # fail at configure when tf2_msgs is missing
-        self.points: Optional[PointsConfig] = None  # None: no segmentation/points
-        if self.params.publish_points and self.modality in CLOUD_MODALITIES:
-            try:
-                self.points = points_config(self.params.points_stride,
-                                            self.params.points_max_range,
-                                            self.params.points_classes, self.class_names)
-            except ValueError as err:
-                raise ParameterError(str(err)) from err
+        # None: no segmentation/points
+        self.points = resolve_points(self.params, self.modality, self.class_names)
         self.segmenter = segmenter
         self.palette = np.asarray(segmenter.palette, np.uint8)  # (K,3)
         self.device = str(segmenter.device)
 
     def cleanup(self) -> None:
         """Free the model (after :meth:`deactivate`)."""
-        device = None if self.segmenter is None else str(self.segmenter.device)
+        cuda = self.segmenter is not None and str(self.segmenter.device).startswith('cuda')
         self.segmenter = None
-        if device is not None and device.startswith('cuda'):
-            import gc
-
-            import torch
-
-            gc.collect()  # the network's CUDA tensors go before the cache is emptied
-            torch.cuda.empty_cache()
-        release_free_memory()  # freed heap back to the system (smmcl_core.utils.memory)
+        release_free_memory(cuda)  # freed heap (and CUDA cache) back (smmcl_core.utils.memory)
 
     def activate(self) -> None:
         """Create publishers, the pipeline, subscriptions and timers; start inference."""
@@ -137,9 +119,10 @@ class SegmentationCore(CameraModelInputs):
                 f'images, a cloud needs depth ({"/".join(CLOUD_MODALITIES)} checkpoints)')
         self._pub_info = self._publisher(CameraInfo, topics.CAMERA_INFO, qos)
         latched = reliable(1, latched=True)
-        self._publisher(String, topics.LABELS, latched).publish(
-            String(data=labels_json(self.class_names, self.palette)))
-        self._publish_label_info(latched)
+        for msg_type, topic, msg in latched_messages(
+                self.class_names, self.palette, params.label_info_threshold,
+                self.get_clock().now().to_msg(), self.get_logger().info):
+            self._publisher(msg_type, topic, latched).publish(msg)
         self._pub_diag = self._publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
 
         self._pipeline_setup()
@@ -220,15 +203,6 @@ class SegmentationCore(CameraModelInputs):
     def _refresh_inputs(self) -> None:
         for subscription in self._inputs.values():
             subscription.refresh()
-
-    def _publish_label_info(self, qos: Any) -> None:
-        types, reason = label_info_types()
-        if types is None:  # optional: the JSON labels topic carries the same information
-            self.get_logger().info(f'{topics.LABEL_INFO}: not published: {reason}')
-            return
-        info = build_label_info(types, self.class_names, self.params.label_info_threshold)
-        info.header.stamp = self.get_clock().now().to_msg()
-        self._publisher(types.label_info, topics.LABEL_INFO, qos).publish(info)
 
     # ---- callbacks (executor thread) -------------------------------------------------------
 

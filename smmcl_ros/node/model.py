@@ -1,9 +1,11 @@
-"""The checkpoint as the node parameters configure it: engine, aux modality, class names."""
+"""The checkpoint as the node parameters configure it: engine, modality, classes, outputs."""
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 from smmcl_ros.messages.image_codec import AUX_ENCODINGS
 from smmcl_ros.node.params import NodeParams, ParameterError
+from smmcl_ros.node.published import CLOUD_MODALITIES
+from smmcl_ros.pipeline.points import points_config, PointsConfig
 
 
 def load_segmenter(params: NodeParams) -> Any:
@@ -48,3 +50,27 @@ def resolve_class_names(params: NodeParams, segmenter: Any) -> Tuple[str, ...]:
                 f'checkpoint {params.checkpoint} has {len(names)} classes')
         names = tuple(params.class_names)
     return names
+
+
+def resolve_registration(params: NodeParams, modality: str) -> Any:
+    """The pipeline's aux registration step for ``aux_registration`` and its parameters."""
+    # Imported here: the registration math loads OpenCV, which parameter errors need not pay.
+    from smmcl_ros.pipeline.registration import make_registration
+
+    return make_registration(params, modality)
+
+
+def resolve_points(params: NodeParams, modality: str,
+                   class_names: Tuple[str, ...]) -> Optional[PointsConfig]:
+    """What ``segmentation/points`` keeps, or None when no cloud is published.
+
+    Raises:
+        ParameterError: A ``points_*`` parameter is invalid (e.g. an unknown class name).
+    """
+    if not params.publish_points or modality not in CLOUD_MODALITIES:
+        return None
+    try:
+        return points_config(params.points_stride, params.points_max_range,
+                             params.points_classes, class_names)
+    except ValueError as err:
+        raise ParameterError(str(err)) from err

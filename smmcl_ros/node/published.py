@@ -1,12 +1,18 @@
-"""The node's published outputs: one row per pipeline output (message type, topic, builder)."""
+"""The node's published outputs: one row per pipeline output (message type, topic, builder).
 
-from typing import Any, Callable, Tuple
+Plus the latched class descriptions published once per activation.
+"""
+
+from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import String
 
 from smmcl_ros import topics
 from smmcl_ros.messages import image_codec
+from smmcl_ros.messages.label_info import build_label_info, label_info_types
+from smmcl_ros.messages.labels import labels_json
 from smmcl_ros.messages.pointcloud import fill_pointcloud
 from smmcl_ros.pipeline.outputs import ENCODINGS
 
@@ -33,3 +39,20 @@ PUBLISHED = {
                'publish_points'),
 }
 CLOUD_MODALITIES = ('depth', 'hha')  # checkpoints fed depth: segmentation/points
+
+
+def latched_messages(class_names: Sequence[str], palette: np.ndarray, threshold: float,
+                     stamp: Any, log: Callable[[str], None]) -> List[Tuple[Any, str, Any]]:
+    """``(message type, topic, message)`` of the class descriptions (reliable, latched).
+
+    The JSON ``segmentation/labels`` always; ``segmentation/label_info`` (``vision_msgs``)
+    when that package is installed, else ``log`` says why not (the JSON carries the same).
+    """
+    out = [(String, topics.LABELS, String(data=labels_json(class_names, palette)))]
+    types, reason = label_info_types()
+    if types is None:
+        log(f'{topics.LABEL_INFO}: not published: {reason}')
+        return out
+    info = build_label_info(types, class_names, threshold)
+    info.header.stamp = stamp
+    return out + [(types.label_info, topics.LABEL_INFO, info)]
