@@ -30,6 +30,7 @@ IMAGE_OUTPUTS = {'mask': MASK, 'color': COLOR, 'overlay': OVERLAY, 'confidence':
 CAMERA_RGB = '/camera/color/image_raw'
 CAMERA_AUX = '/camera/aux/image_raw'
 CAMERA_RGB_INFO = '/camera/color/camera_info'  # the camera the aux image is registered to
+CAMERA_DEPTH_INFO = '/camera/depth/camera_info'  # an unregistered depth camera's intrinsics
 BAG_LABEL = '/segmentation/label'
 BAG_MASK = '/' + MASK
 BAG_COLOR = '/' + COLOR

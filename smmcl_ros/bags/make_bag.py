@@ -25,26 +25,52 @@ topic (default)             type                         content
 intrinsics its HHA images are made with, so ``smmcl-bag-eval`` encodes depth frames to HHA as
 training did; otherwise ``--focal`` (default ``0.81 * width``) with the centre pixel.
 
-Unregistered aux cameras (README "Unregistered cameras"): the samples are registered (a folder
-whose ``classes.yaml`` names ``aux_registration`` is registered when read). ``--aux-homography
-H11 .. H33 --aux-size H W`` writes each aux image as a raw aux camera of ``H x W`` pixels sees
-it instead: warped with the inverse of the homography (aux pixel -> RGB pixel), with the
-``--aux-frame-id`` of its own; the ``smmcl-bag-eval`` flags that register it back are printed
-on stdout.
+Unregistered aux cameras (README "Unregistered cameras", :mod:`smmcl_ros.bags.unregistered`):
+the samples are registered (a folder whose ``classes.yaml`` names ``aux_registration`` is
+registered when read); these options write the aux as a raw aux camera beside the RGB camera
+sees it, with the ``--aux-frame-id`` of its own, and print on stdout the ``smmcl-bag-eval``
+line that registers it back:
+
+- ``--aux-homography H11 .. H33 --aux-size H W`` (a thermal camera): each aux image warped
+  with the inverse of the homography (aux pixel -> RGB pixel) into ``H x W`` pixels; frame
+  ``camera_aux_optical_frame``.
+- ``--aux-depth-camera FX FY CX CY --aux-size H W [--aux-to-rgb X Y Z QX QY QZ QW]`` (a depth
+  camera, as a RealSense without ``align_depth`` publishes it; depth only): each depth image
+  re-projected from the RGB camera (the ``K`` of its camera_info) into a pinhole camera of
+  these intrinsics at ``H x W`` whose optical frame sits at ``--aux-to-rgb`` (metres, the
+  depth optical frame in the RGB optical frame, as ``aux_to_rgb``; default identity):
+  ``register_depth`` the other way round, the nearest surface on collisions, holes 0 (``16UC1``)
+  or NaN (``32FC1``); frame ``camera_depth_optical_frame``. The bag then also holds what the
+  driver publishes beside it:
+
+  =========================== ============================ ==============================
+  /camera/depth/camera_info   sensor_msgs/CameraInfo       the depth camera's ``K`` at its
+                                                           size, the aux header
+                                                           (``--aux-info-topic``)
+  /tf_static                  tf2_msgs/TFMessage           one message before frame 0:
+                                                           parent ``--frame-id``, child the
+                                                           aux frame, ``aux_to_rgb``
+  =========================== ============================ ==============================
+
+  so ``smmcl-bag-eval --aux-registration depth`` registers it with ``--aux-to-rgb`` or, left
+  out, from the bag's ``/tf_static``.
 """
 
 import argparse
+from functools import partial
 from pathlib import Path
 import sys
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from smmcl_core.data.fixed_registration import registration_modality
-from smmcl_core.data.registration import check_homography, warp_homography
 from smmcl_ros import cli, topics
-from smmcl_ros.bags.messages import camera_info_message, image_message, make_header, STORAGES
+from smmcl_ros.bags import unregistered
+from smmcl_ros.bags.bag_tf import TF_STATIC
+from smmcl_ros.bags.messages import (camera_info_message, image_message, make_header, STORAGES,
+                                     tf_message)
+from smmcl_ros.bags.unregistered import AUX_FRAME_ID, DEPTH_FRAME_ID  # noqa: F401 (re-exported)
 from smmcl_ros.bags.writer import BagWriter
 
 PROG = 'smmcl-make-bag'
@@ -53,12 +79,12 @@ AUX_TOPIC = topics.CAMERA_AUX
 LABEL_TOPIC = topics.BAG_LABEL
 INFO_TOPIC = topics.CAMERA_RGB_INFO
 FRAME_ID = 'camera_color_optical_frame'
-AUX_FRAME_ID = 'camera_aux_optical_frame'  # the aux camera's frame when written unregistered
 START_TIME_S = 1_700_000_000.0
 # fx / width of a ~63 degree horizontal field of view (the Kinect of NYUv2: 518.9 / 640).
 FOCAL_PER_WIDTH = 0.81
 
 RawSample = Tuple[np.ndarray, np.ndarray, np.ndarray]
+Transform = Tuple[str, str, Sequence[float]]  # (parent, child, [x, y, z, qx, qy, qz, qw])
 
 
 def aux_encoding(aux: np.ndarray, modality: str, depth_encoding: str = 'raw'
@@ -109,6 +135,15 @@ def dataset_samples(name: str, root: Optional[Path], split: str,
     return len(dataset), dataset.raw_sample, dataset.aux_modality
 
 
+def camera_matrix(height: int, width: int, focal: Optional[float] = None,
+                  intrinsics: Optional[Callable[[int, int], np.ndarray]] = None) -> np.ndarray:
+    """``K`` of the RGB camera_info of a ``height x width`` frame (see :func:`write_bag`)."""
+    if intrinsics is not None:
+        return np.asarray(intrinsics(height, width), np.float64).reshape(3, 3)
+    f = float(focal) if focal else FOCAL_PER_WIDTH * width
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
 def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str,
               rate: float = 10.0, storage: str = 'sqlite3', start_time: float = START_TIME_S,
               frame_id: str = FRAME_ID, rgb_topic: str = RGB_TOPIC, aux_topic: str = AUX_TOPIC,
@@ -116,7 +151,9 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
               depth_encoding: str = 'raw', focal: Optional[float] = None,
               aux_offset_ms: float = 0.0, progress: Optional[bool] = None,
               intrinsics: Optional[Callable[[int, int], np.ndarray]] = None,
-              aux_frame_id: Optional[str] = None) -> Path:
+              aux_frame_id: Optional[str] = None, aux_info_topic: str = '',
+              aux_K: Optional[np.ndarray] = None,
+              static_transforms: Sequence[Transform] = ()) -> Path:
     """Write ``samples`` as a bag (see the module docstring for topics and stamps).
 
     Args:
@@ -139,6 +176,11 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
         intrinsics: ``K`` of a ``height x width`` frame for the camera_info (overrides
             ``focal``).
         aux_frame_id: ``header.frame_id`` of the aux images (default ``frame_id``).
+        aux_info_topic: CameraInfo topic of the aux camera (``''`` = none), with ``aux_K``
+            at the aux image's size and the aux header.
+        aux_K: ``K`` of the aux camera (with ``aux_info_topic``).
+        static_transforms: ``(parent, child, pose)`` written as one ``/tf_static`` message
+            before the first frame (``()`` = no ``/tf_static``).
 
     Returns:
         ``out``.
@@ -152,6 +194,10 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
                or (progress is None and not sys.stderr.isatty()))
     with BagWriter(out, storage) as writer:
         store = writer.typestore
+        if static_transforms:  # latched by the driver: once, before every frame
+            first = start_ns + min(offset_ns, 0)
+            writer.write(TF_STATIC, tf_message(store, make_header(store, first, ''),
+                                               static_transforms), first)
         for i, (rgb, aux, label) in enumerate(samples):
             stamp = start_ns + i * period_ns
             header = make_header(store, stamp, frame_id)
@@ -161,39 +207,19 @@ def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str
             aux_header = make_header(store, stamp + offset_ns, aux_frame_id or frame_id)
             writer.write(aux_topic, image_message(store, aux_array, encoding, aux_header),
                          stamp + offset_ns)
+            if aux_info_topic and aux_K is not None:
+                writer.write(aux_info_topic, camera_info_message(
+                    store, aux_header, aux_array.shape[0], aux_array.shape[1], aux_K[0, 0],
+                    aux_K[1, 1], aux_K[0, 2], aux_K[1, 2]), stamp + offset_ns)
             if label_topic and label is not None:
                 writer.write(label_topic, image_message(store, label, 'mono8', header), stamp)
             if info_topic:
-                if intrinsics is not None:
-                    K = intrinsics(height, width)
-                    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-                else:
-                    fx = fy = float(focal) if focal else FOCAL_PER_WIDTH * width
-                    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+                K = camera_matrix(height, width, focal, intrinsics)
                 writer.write(info_topic, camera_info_message(
-                    store, header, height, width, fx, fy, cx, cy), stamp)
+                    store, header, height, width, K[0, 0], K[1, 1], K[0, 2], K[1, 2]), stamp)
             bar.update(1)
     bar.close()
     return Path(out)
-
-
-def unregister_samples(samples: Iterator[RawSample], homography: np.ndarray,
-                       size: Tuple[int, int], modality: str) -> Iterator[RawSample]:
-    """Registered samples -> the aux image as an aux camera of ``size`` (h, w) sees it.
-
-    ``homography`` maps aux pixels to RGB pixels (``aux_homography``); its inverse warps the
-    registered aux into the aux camera (nearest for depth and HHA, linear for thermal).
-    """
-    to_aux = np.linalg.inv(homography)
-    kind = registration_modality(modality)
-    for rgb, aux, label in samples:
-        yield rgb, warp_homography(aux, to_aux, size, kind), label
-
-
-def bag_eval_flags(homography: np.ndarray) -> str:
-    """The ``smmcl-bag-eval`` flags that register an aux written by :func:`unregister_samples`."""
-    return '--aux-registration homography --aux-homography ' + ' '.join(
-        repr(float(v)) for v in np.asarray(homography).ravel())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,28 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--aux-topic', default=AUX_TOPIC)
     parser.add_argument('--label-topic', default=LABEL_TOPIC, help="'' = no labels")
     parser.add_argument('--info-topic', default=INFO_TOPIC, help="'' = no camera_info")
-    parser.add_argument('--aux-homography', type=float, nargs=9, default=None,
-                        metavar='H', help='write the aux unregistered: the raw aux camera of '
-                        '--aux-size under this homography (aux pixel -> RGB pixel, row-major)')
-    parser.add_argument('--aux-size', type=int, nargs=2, metavar=('H', 'W'), default=None,
-                        help='image size of the unregistered aux camera (--aux-homography)')
+    unregistered.add_arguments(parser)
     parser.add_argument('--aux-frame-id', default=None,
                         help=f'frame_id of the aux images (default --frame-id; '
-                        f'{AUX_FRAME_ID} with --aux-homography)')
+                        f'{AUX_FRAME_ID} with --aux-homography, {DEPTH_FRAME_ID} with '
+                        '--aux-depth-camera)')
     parser.add_argument('--no-progress', action='store_true')
     return parser
-
-
-def _unregistered(args: argparse.Namespace) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
-    """``(homography, (h, w))`` of ``--aux-homography`` / ``--aux-size``, or None."""
-    if (args.aux_homography is None) != (args.aux_size is None):
-        raise ValueError('--aux-homography and --aux-size go together (the unregistered aux '
-                         'camera: its homography to the RGB image and its size)')
-    if args.aux_homography is None:
-        return None
-    if min(args.aux_size) < 1:
-        raise ValueError(f'--aux-size must be positive, got {args.aux_size}')
-    return check_homography(args.aux_homography, '--aux-homography'), tuple(args.aux_size)
 
 
 def _dataset_intrinsics(args: argparse.Namespace) -> Optional[Callable[[int, int], Any]]:
@@ -261,11 +272,54 @@ def _dataset_intrinsics(args: argparse.Namespace) -> Optional[Callable[[int, int
     return None
 
 
+def _aux_camera(args: argparse.Namespace, camera: unregistered.AuxCamera,
+                samples: Iterator[RawSample],
+                modality: str) -> Tuple[Iterator[RawSample], Dict[str, Any]]:
+    """The samples as ``camera`` sees them, and the :func:`write_bag` options it adds.
+
+    Raises:
+        ValueError: A depth camera with another modality, no RGB camera_info, or the aux frame
+            equal to the RGB frame (the message names the option).
+    """
+    intrinsics = _dataset_intrinsics(args)
+    frame_id = args.aux_frame_id or camera.default_frame_id
+    options: Dict[str, Any] = {'aux_frame_id': frame_id}
+    if isinstance(camera, unregistered.DepthCamera):
+        unregistered.check_depth_modality(modality)
+        if not args.info_topic:
+            raise ValueError('--aux-depth-camera is registered back with the RGB camera_info: '
+                             "--info-topic must not be ''")
+        if frame_id.lstrip('/') == args.frame_id.lstrip('/'):
+            raise ValueError(f'--aux-depth-camera: --aux-frame-id {frame_id!r} must differ from '
+                             f'--frame-id (the /tf_static transform joins the two)')
+        # Encoded first, so that the holes are those of the written encoding (0 or NaN).
+        samples = ((rgb, aux_encoding(aux, modality, args.depth_encoding)[0], label)
+                   for rgb, aux, label in samples)
+        options.update(aux_info_topic=camera.info_topic, aux_K=camera.K,
+                       static_transforms=camera.static_transforms(args.frame_id, frame_id))
+    return camera.samples(samples, modality, partial(
+        camera_matrix, focal=args.focal, intrinsics=intrinsics)), options
+
+
+def _eval_line(args: argparse.Namespace, out: Path, camera: unregistered.AuxCamera,
+               **flags: Any) -> str:
+    """The ``smmcl-bag-eval`` command that registers ``camera`` back (topics when not default)."""
+    line = f'smmcl-bag-eval {out}'
+    for option, value, default in (('--rgb-topic', args.rgb_topic, RGB_TOPIC),
+                                   ('--aux-topic', args.aux_topic, AUX_TOPIC)):
+        if value != default:
+            line += f' {option} {value}'
+    if isinstance(camera, unregistered.DepthCamera):
+        return f'{line} {camera.eval_flags(args.info_topic, **flags)}'
+    return f'{line} {camera.eval_flags()}'
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: 0 on success, 2 on bad arguments or unreadable data (:mod:`smmcl_ros.cli`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        camera = unregistered.from_arguments(args)
         if args.synthetic is not None:
             if args.synthetic < 1:
                 raise ValueError(f'--synthetic needs N >= 1, got {args.synthetic}')
@@ -281,25 +335,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             count = min(count, max(args.limit, 0))
         if count == 0:
             raise ValueError('no frames to write')
-        unregistered = _unregistered(args)
         samples = (raw_sample(i) for i in range(count))
-        aux_frame_id = args.aux_frame_id
-        if unregistered is not None:
-            samples = unregister_samples(samples, *unregistered, modality)
-            aux_frame_id = aux_frame_id or AUX_FRAME_ID
+        options: Dict[str, Any] = {'aux_frame_id': args.aux_frame_id}
+        if camera is not None:
+            samples, options = _aux_camera(args, camera, samples, modality)
         out = write_bag(
             args.out, samples, count, modality, args.rate,
             args.storage, args.start_time, args.frame_id, args.rgb_topic, args.aux_topic,
             args.label_topic, args.info_topic, args.depth_encoding, args.focal,
             args.aux_offset_ms, progress=False if args.no_progress else None,
-            intrinsics=_dataset_intrinsics(args), aux_frame_id=aux_frame_id)
+            intrinsics=_dataset_intrinsics(args), **options)
     except (OSError, ValueError, KeyError) as err:
         return cli.fail(PROG, err)
     cli.status(PROG, f'wrote {count} frames ({modality}) to {out} ({args.storage})')
-    if unregistered is not None:
-        height, width = unregistered[1]
+    if camera is not None:
+        height, width = camera.size
         cli.status(PROG, f'aux written unregistered ({width}x{height}); evaluate with:')
-        print(f'smmcl-bag-eval {out} {bag_eval_flags(unregistered[0])}')
+        print(_eval_line(args, out, camera))
+        if isinstance(camera, unregistered.DepthCamera):
+            cli.status(PROG, f"(or without --aux-to-rgb: the bag's {TF_STATIC} holds it, "
+                       f'{args.frame_id} -> {options["aux_frame_id"]})')
     return 0
 
 
