@@ -198,7 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--aux-to-rgb', type=float, nargs=7, default=None,
                         metavar=('X', 'Y', 'Z', 'QX', 'QY', 'QZ', 'QW'),
                         help='--aux-depth-camera: the depth optical frame in the RGB optical '
-                        'frame (metres; as smmcl-bag-eval --aux-to-rgb); default: identity')
+                        'frame (metres; as smmcl-bag-eval --aux-to-rgb; None = identity)')
     parser.add_argument('--aux-info-topic', default=topics.CAMERA_DEPTH_INFO,
                         help='--aux-depth-camera: topic of its camera_info')
 
