@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from stat import S_ISREG
 from typing import Dict, List, Optional, Tuple, Union
 
 LOG = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _entries(root: Path) -> List[Tuple[float, int, List[Path]]]:
             stat = path.stat()
         except OSError:
             continue  # removed meanwhile by another process
-        if path.is_file():
+        if S_ISREG(stat.st_mode):
             groups.setdefault((path.parent, path.stem), []).append((path, stat))
     entries = [(max(s.st_mtime for _, s in files), sum(s.st_size for _, s in files),
                 [p for p, _ in files]) for files in groups.values()]

@@ -92,8 +92,8 @@ class OpenVINOEngine(Engine):
         if threads > 0:
             self.config['INFERENCE_NUM_THREADS'] = threads
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        if cache_dir is not None:  # per compilation: the core is shared by every engine
-            folder = Path(cache_dir) / 'openvino'
+        if self.cache_dir is not None:  # per compilation: the core is shared by every engine
+            folder = self.cache_dir / 'openvino'
             folder.mkdir(parents=True, exist_ok=True)
             self.config['CACHE_DIR'] = str(folder)
         self._compiled: 'OrderedDict[Tuple[int, ...], object]' = OrderedDict()
