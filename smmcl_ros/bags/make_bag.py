@@ -65,6 +65,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from smmcl_core.data.hha.intrinsics import camera_matrix as pinhole_matrix
 from smmcl_ros import cli, topics
 from smmcl_ros.bags import unregistered
 from smmcl_ros.bags.bag_tf import TF_STATIC
@@ -141,7 +142,7 @@ def camera_matrix(height: int, width: int, focal: Optional[float] = None,
     if intrinsics is not None:
         return np.asarray(intrinsics(height, width), np.float64).reshape(3, 3)
     f = float(focal) if focal else FOCAL_PER_WIDTH * width
-    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return pinhole_matrix(f, f, (width - 1) / 2.0, (height - 1) / 2.0)
 
 
 def write_bag(out: Path, samples: Iterator[RawSample], count: int, modality: str,
@@ -273,15 +274,15 @@ def _dataset_intrinsics(args: argparse.Namespace) -> Optional[Callable[[int, int
 
 
 def _aux_camera(args: argparse.Namespace, camera: unregistered.AuxCamera,
-                samples: Iterator[RawSample],
-                modality: str) -> Tuple[Iterator[RawSample], Dict[str, Any]]:
+                samples: Iterator[RawSample], modality: str,
+                intrinsics: Optional[Callable[[int, int], Any]]
+                ) -> Tuple[Iterator[RawSample], Dict[str, Any]]:
     """The samples as ``camera`` sees them, and the :func:`write_bag` options it adds.
 
     Raises:
         ValueError: A depth camera with another modality, no RGB camera_info, or the aux frame
             equal to the RGB frame (the message names the option).
     """
-    intrinsics = _dataset_intrinsics(args)
     frame_id = args.aux_frame_id or camera.default_frame_id
     options: Dict[str, Any] = {'aux_frame_id': frame_id}
     if isinstance(camera, unregistered.DepthCamera):
@@ -301,8 +302,7 @@ def _aux_camera(args: argparse.Namespace, camera: unregistered.AuxCamera,
         camera_matrix, focal=args.focal, intrinsics=intrinsics)), options
 
 
-def _eval_line(args: argparse.Namespace, out: Path, camera: unregistered.AuxCamera,
-               **flags: Any) -> str:
+def _eval_line(args: argparse.Namespace, out: Path, camera: unregistered.AuxCamera) -> str:
     """The ``smmcl-bag-eval`` command that registers ``camera`` back (topics when not default)."""
     line = f'smmcl-bag-eval {out}'
     for option, value, default in (('--rgb-topic', args.rgb_topic, RGB_TOPIC),
@@ -310,7 +310,7 @@ def _eval_line(args: argparse.Namespace, out: Path, camera: unregistered.AuxCame
         if value != default:
             line += f' {option} {value}'
     if isinstance(camera, unregistered.DepthCamera):
-        return f'{line} {camera.eval_flags(args.info_topic, **flags)}'
+        return f'{line} {camera.eval_flags(args.info_topic)}'
     return f'{line} {camera.eval_flags()}'
 
 
@@ -336,15 +336,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if count == 0:
             raise ValueError('no frames to write')
         samples = (raw_sample(i) for i in range(count))
+        intrinsics = _dataset_intrinsics(args)
         options: Dict[str, Any] = {'aux_frame_id': args.aux_frame_id}
         if camera is not None:
-            samples, options = _aux_camera(args, camera, samples, modality)
+            samples, options = _aux_camera(args, camera, samples, modality, intrinsics)
         out = write_bag(
             args.out, samples, count, modality, args.rate,
             args.storage, args.start_time, args.frame_id, args.rgb_topic, args.aux_topic,
             args.label_topic, args.info_topic, args.depth_encoding, args.focal,
             args.aux_offset_ms, progress=False if args.no_progress else None,
-            intrinsics=_dataset_intrinsics(args), **options)
+            intrinsics=intrinsics, **options)
     except (OSError, ValueError, KeyError) as err:
         return cli.fail(PROG, err)
     cli.status(PROG, f'wrote {count} frames ({modality}) to {out} ({args.storage})')

@@ -24,6 +24,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from smmcl_core.data.fixed_registration import registration_modality
+from smmcl_core.data.hha.intrinsics import camera_matrix
 from smmcl_core.data.registration import (check_homography, pose_matrix, register_depth,
                                           warp_homography)
 from smmcl_ros import topics
@@ -118,18 +119,18 @@ class DepthCamera:
                 depth[depth == 0] = np.nan  # float depth: NaN = no measurement
             yield rgb, depth, label
 
-    def eval_flags(self, info_topic: str = topics.CAMERA_RGB_INFO,
-                   with_pose: bool = True) -> str:
+    def eval_flags(self, info_topic: str = topics.CAMERA_RGB_INFO) -> str:
         """The ``smmcl-bag-eval`` flags that register the depth back.
+
+        ``--aux-to-rgb`` is given; the bag's ``/tf_static`` holds the same transform.
 
         Args:
             info_topic: The RGB camera_info topic of the bag.
-            with_pose: Give ``--aux-to-rgb`` (else the bag's ``/tf_static`` supplies it).
         """
         flags = f'--aux-registration depth --aux-camera-info-topic {self.info_topic}'
         if info_topic != topics.CAMERA_RGB_INFO:
             flags += f' --camera-info-topic {info_topic}'
-        return flags + (f' --aux-to-rgb {_floats(self.pose)}' if with_pose else '')
+        return f'{flags} --aux-to-rgb {_floats(self.pose)}'
 
     def static_transforms(self, rgb_frame: str, depth_frame: str
                           ) -> List[Tuple[str, str, Tuple[float, ...]]]:
@@ -166,7 +167,7 @@ def depth_intrinsics(values: Sequence[float], key: str = '--aux-depth-camera') -
     fx, fy, cx, cy = (float(v) for v in numbers)
     if fx <= 0 or fy <= 0:
         raise ValueError(f'{key}: the focal lengths must be positive, got FX {fx} FY {fy}')
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    return camera_matrix(fx, fy, cx, cy)
 
 
 def normalised_pose(values: Sequence[float], key: str = '--aux-to-rgb') -> Tuple[float, ...]:
