@@ -198,7 +198,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return cli.fail(PROG, err)
     import rclpy  # only once the arguments are known to be good
 
-    rclpy.init()
+    from smmcl_ros.node.shutdown import init_rclpy
+
+    init_rclpy()
     node = rclpy.create_node('smmcl_bag_replay')
     code = 0
     try:

@@ -153,6 +153,7 @@ def run_demo(frames: Sequence[Sample], checkpoint: str, out: Path, device: str =
     from sensor_msgs.msg import Image
 
     from smmcl_ros.node.qos import reliable
+    from smmcl_ros.node.shutdown import init_rclpy
 
     env = _isolated_env()
     out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def run_demo(frames: Sequence[Sample], checkpoint: str, out: Path, device: str =
     try:
         # Inside the try: a failure here must still stop the node process.
         with _environ({key: env[key] for key in ISOLATION}):
-            rclpy.init()
+            init_rclpy()
             node = rclpy.create_node('smmcl_demo')
         for name in OUT_TOPICS:
             node.create_subscription(

@@ -19,11 +19,11 @@ Executable ``segmentation_lifecycle_node`` / console script ``smmcl-segmentation
 import time
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import Executor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from smmcl_ros.node.core import SegmentationCore
-from smmcl_ros.node.shutdown import run_node
+from smmcl_ros.node.shutdown import run_node, SIGNAL_POLL_S
 from smmcl_ros.topics import NODE_NAME
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -89,13 +89,11 @@ class SegmentationLifecycleNode(SegmentationCore, LifecycleNode):
         return SUCCESS
 
 
-def _serve(node: SegmentationLifecycleNode) -> None:
+def _serve(node: SegmentationLifecycleNode, executor: Executor) -> None:
     """Serve transitions until the shutdown transition; then let its reply reach the caller."""
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     node.get_logger().info('unconfigured; waiting for lifecycle transitions')
     while rclpy.ok() and not node.finalized:
-        executor.spin_once(timeout_sec=0.1)
+        executor.spin_once(timeout_sec=SIGNAL_POLL_S)
     deadline = time.monotonic() + 0.5
     while rclpy.ok() and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)

@@ -3,11 +3,10 @@
 Console scripts ``smmcl-segmentation-node`` / ``segmentation_node``; ``python -m smmcl_ros.node``.
 """
 
-import rclpy
 from rclpy.node import Node
 
 from smmcl_ros.node.core import SegmentationCore
-from smmcl_ros.node.shutdown import run_node
+from smmcl_ros.node.shutdown import run_node, spin_until_shutdown
 from smmcl_ros.topics import NODE_NAME
 
 
@@ -32,7 +31,7 @@ def _teardown(node: SegmentationNode) -> None:
 
 def main(args=None) -> int:
     """Run the node until SIGINT / shutdown; 0 on a clean exit, 1 on a configuration error."""
-    return run_node(SegmentationNode, rclpy.spin, _teardown, NODE_NAME, args)
+    return run_node(SegmentationNode, spin_until_shutdown, _teardown, NODE_NAME, args)
 
 
 if __name__ == '__main__':

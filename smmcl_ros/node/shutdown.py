@@ -9,10 +9,18 @@ exit code -2, and the Fast DDS participant never destroyed, its shared-memory se
 until the process has exited, so the teardown always completes (SIGKILL still ends a hung
 process; ``ros2 launch`` sends it 10 s after its SIGINT).
 
+rclpy's own signal handlers are not installed (:func:`init_rclpy`). Theirs wake a native
+thread on every signal that triggers every executor's SIGINT guard condition and shuts the
+contexts down, with no lock against the main thread destroying those guard conditions (an
+executor shut down or garbage-collected): a signal during the teardown was a use after free and
+the process died with SIGSEGV (issue 21; gdb: ``rcl_trigger_guard_condition`` on that thread).
+The only handler here is Python's, which runs in the main thread between two bytecodes, so
+nothing else touches rclpy's objects; the spin wakes every :data:`SIGNAL_POLL_S` to let it run.
+
 :func:`run_node` is the whole ``main()`` of both executables::
 
     def main(args=None) -> int:
-        return run_node(SegmentationNode, rclpy.spin, teardown, NODE_NAME, args)
+        return run_node(SegmentationNode, spin_until_shutdown, teardown, NODE_NAME, args)
 """
 
 import signal
@@ -21,7 +29,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 from smmcl_core.utils.optional import MissingExtraError
 
@@ -31,6 +40,9 @@ from smmcl_core.utils.optional import MissingExtraError
 CONFIG_ERRORS = (ValueError, OSError, KeyError, RuntimeError, ParameterException,
                  MissingExtraError)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Longest wait for work before the spin returns to Python, where a stop signal's handler runs:
+# the latency of Ctrl-C (rclpy's handlers woke the wait at once, see the module docstring).
+SIGNAL_POLL_S = 0.1
 
 
 class StopSignals:
@@ -51,7 +63,7 @@ class StopSignals:
     def install(self) -> bool:
         """Install for SIGINT and SIGTERM; False (nothing done) outside the main thread.
 
-        Install before ``rclpy.init``: rclpy's own handlers call the handler they replace.
+        Install before :func:`init_rclpy` so that a signal during start-up is handled too.
         """
         if threading.current_thread() is not threading.main_thread():
             return False
@@ -73,17 +85,33 @@ class StopSignals:
         raise KeyboardInterrupt
 
 
-def run_node(factory: Callable[[], Any], spin: Callable[[Any], None],
+def init_rclpy(args: Optional[Sequence[str]] = None) -> None:
+    """``rclpy.init`` without rclpy's signal handlers (why: the module docstring).
+
+    Every rclpy process of this package starts with it; Python's handlers (or
+    :class:`StopSignals`) turn SIGINT into ``KeyboardInterrupt`` in the main thread instead, so
+    a spin must return now and then (``spin_once`` with a timeout) for it to be raised.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def spin_until_shutdown(node: Any, executor: Executor) -> None:
+    """Serve ``node`` until its context is shut down (or a stop signal interrupts)."""
+    while executor.context.ok():
+        executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+
+
+def run_node(factory: Callable[[], Any], serve: Callable[[Any, Executor], None],
              teardown: Callable[[Any], None], name: str,
              args: Optional[Sequence[str]] = None) -> int:
-    """Init rclpy, build the node, spin it until a stop signal or shutdown, tear it down.
+    """Init rclpy, build the node, serve it until a stop signal or shutdown, tear it down.
 
-    The stop signal handler stays installed after the return (the process is about to exit:
-    a late signal must not interrupt the interpreter's own teardown).
+    From the return on, SIGINT and SIGTERM are ignored (:func:`ignore_stop_signals`).
 
     Args:
         factory: Builds the node; :data:`CONFIG_ERRORS` from it mean a bad configuration.
-        spin: Serves the node until it is done or interrupted.
+        serve: Serves the node with the executor it was added to until it is done or
+            interrupted; spins with a timeout of at most :data:`SIGNAL_POLL_S`.
         teardown: Releases the node (stops threads, destroys it); runs with signals ignored.
         name: Logger name for the lines logged before there is a node.
         args: ``rclpy.init`` arguments (None: ``sys.argv``).
@@ -95,25 +123,25 @@ def run_node(factory: Callable[[], Any], spin: Callable[[Any], None],
     """
     signals = StopSignals()
     signals.install()
-    rclpy.init(args=args)
     logger = rclpy.logging.get_logger(name)
-    node = None
+    node = executor = None
     code = 0
     try:
         try:
+            init_rclpy(args)
             node = factory()
         except CONFIG_ERRORS as err:
             logger.fatal(f'cannot start: {err} (exit code 1)')
             code = 1
         else:
-            spin(node)
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            serve(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         signals.stop()
         if signals.received is not None:
-            # Not the node's logger: rclpy's own handler may have shut the context down
-            # already, and the node's /rosout publisher would then fail with an error line.
             rclpy.logging.get_logger(f'{name}.shutdown').info(
                 f'{signals.received}: shutting down (further signals are ignored)')
         if node is not None:
@@ -122,5 +150,19 @@ def run_node(factory: Callable[[], Any], spin: Callable[[Any], None],
             except Exception as err:  # logged, not raised: rclpy must still shut down
                 logger.error(f'teardown failed: {type(err).__name__}: {err}')
                 code = code or 1
+        if executor is not None:
+            executor.shutdown()
         rclpy.try_shutdown()
+        ignore_stop_signals()
     return code
+
+
+def ignore_stop_signals() -> None:
+    """SIGINT and SIGTERM ignored from now on (the process is about to exit).
+
+    Not left to the Python handler: the interpreter's finalization resets every signal with a
+    Python handler to its default action, so a signal in the last milliseconds of the exit killed
+    the process (exit code -2 instead of 0); an ignored signal stays ignored.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)

@@ -5,13 +5,10 @@ taken yet (counted as dropped), so latency stays bounded by one inference when t
 slower than the cameras.
 """
 
-import signal
 import threading
 from typing import Callable, Optional
 
 from smmcl_ros.pipeline.frame import Frame
-
-SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class LatestFrameWorker:
@@ -81,13 +78,6 @@ class LatestFrameWorker:
         self._thread = None
 
     def _run(self) -> None:
-        # Shutdown signals go to the main thread only (CPython runs their Python handlers
-        # there anyway). The lifecycle node died once with SIGSEGV in this thread right as a
-        # second SIGINT arrived (test_second_signal_during_teardown, fresh-clone CI run);
-        # suspected, not proven: the signal's C handler ran on this thread's alternate signal
-        # stack, which the engine runtime (OpenVINO swaps such stacks, issue 21) may have left
-        # unmapped. Threads the engine starts from here inherit the mask.
-        signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
         while not self._stop.is_set():
             frame = self.take(timeout=0.1)
             if frame is None or self._stop.is_set():

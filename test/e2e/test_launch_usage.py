@@ -270,3 +270,42 @@ def test_second_signal_during_teardown(ros_env, tmp_path, checkpoint, kind, fram
     assert log.count(f'{first.name}: shutting down') == 1, log
     left = sorted(p for p in own if os.path.exists(p))
     assert not left, f'shared-memory segments left behind: {left}'
+
+
+@pytest.mark.parametrize('kind', ['plain', 'lifecycle'])
+def test_signal_storm_during_teardown(ros_env, tmp_path, checkpoint, kind):
+    """SIGINT every 2 ms from the first one until the node has exited: still exit code 0.
+
+    A terminal's Ctrl-C held down, or a supervisor that repeats its signal. rclpy's own signal
+    handlers triggered executor guard conditions from a native thread while the teardown
+    destroyed them (a use after free, SIGSEGV); the node installs none of them.
+    """
+    arguments = node_command(params_file=str(CONFIG), checkpoint=str(checkpoint))
+    process = LaunchedNode(ros_env, arguments, tmp_path / 'node.log', MODULES[kind])
+    client = RosClient(camera=False)
+    camera = None
+    sent = 0
+    try:
+        _start_serving(client, kind, f'/{NODE_NAME}', process)
+        camera = _camera(ros_env, count=600)
+        ok = client.spin_until(lambda: len(client.received['mask']) >= 3
+                               or process.proc.poll() is not None
+                               or camera.poll() is not None, 120.0)
+        assert ok and process.proc.poll() is None, process.output()
+        deadline = time.monotonic() + 60.0
+        while process.proc.poll() is None and time.monotonic() < deadline:
+            process.proc.send_signal(signal.SIGINT)
+            sent += 1
+            time.sleep(0.002)
+        code = process.proc.wait(30)
+    finally:
+        stopped = process.stop()
+        if camera is not None and camera.poll() is None:
+            camera.send_signal(signal.SIGINT)
+            camera.communicate(timeout=30)
+        client.close()
+    log = process.output()
+    print(f'{kind}: {sent} SIGINTs until exit')
+    assert code == 0 and stopped == 0, log
+    assert 'Traceback' not in log and 'KeyboardInterrupt' not in log, log
+    assert log.count('SIGINT: shutting down') == 1, log
