@@ -17,6 +17,7 @@ Executable ``segmentation_lifecycle_node`` / console script ``smmcl-segmentation
 """
 
 import time
+from typing import Callable
 
 import rclpy
 from rclpy.executors import Executor
@@ -89,13 +90,14 @@ class SegmentationLifecycleNode(SegmentationCore, LifecycleNode):
         return SUCCESS
 
 
-def _serve(node: SegmentationLifecycleNode, executor: Executor) -> None:
+def _serve(node: SegmentationLifecycleNode, executor: Executor,
+           stopping: Callable[[], bool]) -> None:
     """Serve transitions until the shutdown transition; then let its reply reach the caller."""
     node.get_logger().info('unconfigured; waiting for lifecycle transitions')
-    while rclpy.ok() and not node.finalized:
+    while not stopping() and rclpy.ok() and not node.finalized:
         executor.spin_once(timeout_sec=SIGNAL_POLL_S)
     deadline = time.monotonic() + 0.5
-    while rclpy.ok() and time.monotonic() < deadline:
+    while not stopping() and rclpy.ok() and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
 
 

@@ -14,8 +14,9 @@ thread on every signal that triggers every executor's SIGINT guard condition and
 contexts down, with no lock against the main thread destroying those guard conditions (an
 executor shut down or garbage-collected): a signal during the teardown was a use after free and
 the process died with SIGSEGV (issue 21; gdb: ``rcl_trigger_guard_condition`` on that thread).
-The only handler here is Python's, which runs in the main thread between two bytecodes, so
-nothing else touches rclpy's objects; the spin wakes every :data:`SIGNAL_POLL_S` to let it run.
+The only handler here is :class:`StopSignals`, a Python one: it runs in the main thread between
+two bytecodes, so nothing else touches rclpy's objects, and once the node serves it only sets a
+flag that the spin loop checks every :data:`SIGNAL_POLL_S`.
 
 :func:`run_node` is the whole ``main()`` of both executables::
 
@@ -40,15 +41,23 @@ from smmcl_core.utils.optional import MissingExtraError
 CONFIG_ERRORS = (ValueError, OSError, KeyError, RuntimeError, ParameterException,
                  MissingExtraError)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# Longest wait for work before the spin returns to Python, where a stop signal's handler runs:
-# the latency of Ctrl-C (rclpy's handlers woke the wait at once, see the module docstring).
+# Longest wait for work before the spin loop checks for a stop signal: the latency of Ctrl-C
+# (rclpy's handlers woke the wait at once, see the module docstring).
 SIGNAL_POLL_S = 0.1
 
 
 class StopSignals:
-    """Handler for SIGINT and SIGTERM: the first raises KeyboardInterrupt, later ones are ignored.
+    """Handler for SIGINT and SIGTERM: the first stops the process, later ones are ignored.
+
+    While the node is being built the first signal raises ``KeyboardInterrupt`` (a model load
+    or engine build can take minutes); once it serves, the signal only sets :attr:`stopping`,
+    which the spin loop checks: raised there, the exception came out of whatever Python code
+    the main thread was running, e.g. inside rclpy's message conversion, which turned it into
+    ``RuntimeError: Unable to convert call argument`` and a traceback at exit.
 
     Attributes:
+        interrupt: Whether the first signal raises ``KeyboardInterrupt`` (True until
+            :meth:`serving`).
         stopping: Set by the first signal, or by :meth:`stop` when the node stops by itself;
             from then on signals are only counted.
         received: Name of the first signal (``SIGINT``), None before.
@@ -56,6 +65,7 @@ class StopSignals:
     """
 
     def __init__(self) -> None:
+        self.interrupt = True
         self.stopping = False
         self.received: Optional[str] = None
         self.ignored = 0
@@ -71,6 +81,10 @@ class StopSignals:
             signal.signal(signum, self)
         return True
 
+    def serving(self) -> None:
+        """From now on the first signal only sets :attr:`stopping`."""
+        self.interrupt = False
+
     def stop(self) -> None:
         """From now on, ignore the signals (the teardown has begun)."""
         self.stopping = True
@@ -82,26 +96,28 @@ class StopSignals:
             return
         self.stopping = True
         self.received = signal.Signals(signum).name
-        raise KeyboardInterrupt
+        if self.interrupt:
+            raise KeyboardInterrupt
 
 
 def init_rclpy(args: Optional[Sequence[str]] = None) -> None:
     """``rclpy.init`` without rclpy's signal handlers (why: the module docstring).
 
-    Every rclpy process of this package starts with it; Python's handlers (or
-    :class:`StopSignals`) turn SIGINT into ``KeyboardInterrupt`` in the main thread instead, so
-    a spin must return now and then (``spin_once`` with a timeout) for it to be raised.
+    Every rclpy process of this package starts with it. Python's handlers (:class:`StopSignals`
+    in the nodes) handle SIGINT in the main thread instead, so a spin must return now and then
+    (``spin_once`` with a timeout) for them to take effect.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
-def spin_until_shutdown(node: Any, executor: Executor) -> None:
-    """Serve ``node`` until its context is shut down (or a stop signal interrupts)."""
-    while executor.context.ok():
+def spin_until_shutdown(node: Any, executor: Executor, stopping: Callable[[], bool]) -> None:
+    """Serve ``node`` until a stop signal or until its context is shut down."""
+    while not stopping() and executor.context.ok():
         executor.spin_once(timeout_sec=SIGNAL_POLL_S)
 
 
-def run_node(factory: Callable[[], Any], serve: Callable[[Any, Executor], None],
+def run_node(factory: Callable[[], Any],
+             serve: Callable[[Any, Executor, Callable[[], bool]], None],
              teardown: Callable[[Any], None], name: str,
              args: Optional[Sequence[str]] = None) -> int:
     """Init rclpy, build the node, serve it until a stop signal or shutdown, tear it down.
@@ -110,8 +126,9 @@ def run_node(factory: Callable[[], Any], serve: Callable[[Any, Executor], None],
 
     Args:
         factory: Builds the node; :data:`CONFIG_ERRORS` from it mean a bad configuration.
-        serve: Serves the node with the executor it was added to until it is done or
-            interrupted; spins with a timeout of at most :data:`SIGNAL_POLL_S`.
+        serve: ``serve(node, executor, stopping)`` serves the node with the executor it was
+            added to until it is done or ``stopping()``, which it checks at least every
+            :data:`SIGNAL_POLL_S` (the spin's timeout).
         teardown: Releases the node (stops threads, destroys it); runs with signals ignored.
         name: Logger name for the lines logged before there is a node.
         args: ``rclpy.init`` arguments (None: ``sys.argv``).
@@ -131,12 +148,16 @@ def run_node(factory: Callable[[], Any], serve: Callable[[Any, Executor], None],
             init_rclpy(args)
             node = factory()
         except CONFIG_ERRORS as err:
-            logger.fatal(f'cannot start: {err} (exit code 1)')
-            code = 1
+            # Unless it is the stop signal's KeyboardInterrupt that came out of a binding as
+            # another error: then it is a stop, logged below.
+            if signals.received is None:
+                logger.fatal(f'cannot start: {err} (exit code 1)')
+                code = 1
         else:
             executor = SingleThreadedExecutor()
             executor.add_node(node)
-            serve(node, executor)
+            signals.serving()
+            serve(node, executor, lambda: signals.stopping)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

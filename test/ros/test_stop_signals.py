@@ -65,3 +65,21 @@ def test_init_rclpy_leaves_the_python_handler_in_place(ros_env):
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['True', 'True', 'NO'], out.stdout
+
+
+def test_the_first_signal_interrupts_start_up_and_only_flags_serving():
+    from smmcl_ros.node.shutdown import StopSignals
+
+    starting = StopSignals()
+    with pytest.raises(KeyboardInterrupt):  # e.g. a long model load
+        starting(signal.SIGTERM, None)
+    assert starting.stopping and starting.received == 'SIGTERM'
+
+    serving = StopSignals()
+    serving.serving()
+    serving(signal.SIGINT, None)  # must not raise out of whatever the spin was running
+    assert serving.stopping and serving.received == 'SIGINT' and serving.ignored == 0
+    serving.stop()
+    serving(signal.SIGINT, None)
+    serving(signal.SIGTERM, None)
+    assert serving.received == 'SIGINT' and serving.ignored == 2
