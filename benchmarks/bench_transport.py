@@ -55,7 +55,9 @@ def publish(args: argparse.Namespace) -> None:
     import rclpy
     from sensor_msgs.msg import Image
 
-    rclpy.init()
+    from smmcl_ros.node.shutdown import init_rclpy
+
+    init_rclpy([])  # no rclpy signal handlers, as every process of the package (see there)
     node = rclpy.create_node('bench_camera')
     qos = _qos(args.reliable)
     pubs = {'rgb': node.create_publisher(Image, 'bench/rgb', qos),
@@ -91,7 +93,9 @@ def subscribe(args: argparse.Namespace) -> None:
     import rclpy
     from sensor_msgs.msg import Image
 
-    rclpy.init()
+    from smmcl_ros.node.shutdown import init_rclpy
+
+    init_rclpy([])  # no rclpy signal handlers, as every process of the package (see there)
     node = rclpy.create_node('bench_viewer')
     got: Dict[str, Dict[str, float]] = {t: {} for t in _topics(args.depth)}
 
